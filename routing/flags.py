@@ -1,0 +1,38 @@
+"""What routing hands to the casework store: one flag draft per person, with all its reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One rule that fired for a person, with the values that made it fire."""
+
+    rule_id: str
+    title_da: str
+    title_en: str
+    text_da: str  # plain Danish, e.g. "3 underretninger det seneste år"
+    text_en: str
+    priority: int  # 1 is most urgent
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlagDraft:
+    """A flag before it is stored: who, where it goes, how urgent, and why."""
+
+    as_of: date
+    person: str  # pseudonym, never a CPR number
+    target: str  # "child" or "adult"
+    team: str
+    priority: int  # the most urgent priority among the reasons
+    rank: int  # 1-based position in the team's list for this as-of date
+    queued: bool  # True when beyond the team's weekly capacity: waits, visible to the team lead
+    score: int | None  # 1-20, None when the person was not scored
+    probability: float | None
+    model_version: str | None
+    rules_version: str
+    reasons: tuple[Reason, ...]

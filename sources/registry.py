@@ -1,0 +1,125 @@
+"""The source registry: one auditable description per register, loaded from registry.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
+COLUMN_TYPES = ("str", "date", "float", "int")
+_SOURCE_KEYS = {
+    "title", "sector", "owner", "legal_basis", "retention_days", "file",
+    "keys", "event_date", "known_date", "columns",
+}
+_COLUMN_KEYS = {"type", "personal", "person_id", "nullable", "values", "pattern", "min", "max"}
+
+
+class RegistryError(ValueError):
+    """The registry file is wrong; the message names the source and the key."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    personal: bool = False
+    person_id: bool = False
+    nullable: bool = False
+    values: tuple[str, ...] | None = None
+    pattern: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    title: str
+    sector: str
+    owner: str
+    legal_basis: str
+    retention_days: int
+    file: str
+    keys: tuple[str, ...]
+    event_date: str
+    known_date: str
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def person_id_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.person_id]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+def _column(source: str, name: str, spec: Any) -> Column:
+    where = f"source '{source}', column '{name}'"
+    if not isinstance(spec, dict):
+        raise RegistryError(f"{where}: expected a mapping like {{type: str}}, got {spec!r}")
+    unknown = set(spec) - _COLUMN_KEYS
+    if unknown:
+        raise RegistryError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_COLUMN_KEYS)}")
+    if spec.get("type") not in COLUMN_TYPES:
+        raise RegistryError(f"{where}, key 'type': {spec.get('type')!r} is not one of {list(COLUMN_TYPES)}")
+    values = spec.get("values")
+    return Column(
+        name=name,
+        type=spec["type"],
+        personal=bool(spec.get("personal", False)),
+        person_id=bool(spec.get("person_id", False)),
+        nullable=bool(spec.get("nullable", False)),
+        values=tuple(str(v) for v in values) if values is not None else None,
+        pattern=spec.get("pattern"),
+        min=spec.get("min"),
+        max=spec.get("max"),
+    )
+
+
+def _source(name: str, spec: Any) -> Source:
+    if not isinstance(spec, dict):
+        raise RegistryError(f"source '{name}': expected a mapping of keys, got {spec!r}")
+    missing = _SOURCE_KEYS - set(spec)
+    if missing:
+        raise RegistryError(f"source '{name}': missing key(s) {sorted(missing)}")
+    unknown = set(spec) - _SOURCE_KEYS
+    if unknown:
+        raise RegistryError(f"source '{name}': unknown key(s) {sorted(unknown)}; allowed: {sorted(_SOURCE_KEYS)}")
+    if not str(spec["legal_basis"]).strip():
+        raise RegistryError(f"source '{name}', key 'legal_basis': every source needs a legal basis")
+    columns = tuple(_column(name, col, col_spec) for col, col_spec in spec["columns"].items())
+    names = {c.name for c in columns}
+    for key in ("event_date", "known_date"):
+        if spec[key] not in names:
+            raise RegistryError(f"source '{name}', key '{key}': column '{spec[key]}' is not in columns")
+    for key in spec["keys"]:
+        if key not in names:
+            raise RegistryError(f"source '{name}', key 'keys': column '{key}' is not in columns")
+    return Source(
+        name=name,
+        title=spec["title"],
+        sector=spec["sector"],
+        owner=spec["owner"],
+        legal_basis=spec["legal_basis"],
+        retention_days=int(spec["retention_days"]),
+        file=spec["file"],
+        keys=tuple(spec["keys"]),
+        event_date=spec["event_date"],
+        known_date=spec["known_date"],
+        columns=columns,
+    )
+
+
+def load_registry(path: Path = REGISTRY_FILE) -> dict[str, Source]:
+    """Read and check the registry; raises RegistryError naming the source and key at fault."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or not raw:
+        raise RegistryError(f"{path}: expected a mapping of source name -> description")
+    return {name: _source(name, spec) for name, spec in raw.items()}
