@@ -1,0 +1,30 @@
+# Two commands matter: `make demo` and `make test`. Both install everything first, from uv.lock.
+# Only Python 3.11+ is needed beforehand: uv itself is installed into .tools/ on first use.
+
+PYTHON ?= python3
+UV := .tools/bin/uv
+export UV_COMPILE_BYTECODE := 1
+# Imports of great_expectations, mlflow and prefect are 2x slower without compiled bytecode.
+export PYTHONDONTWRITEBYTECODE :=
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: demo test install bench clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+.venv/.installed: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --quiet
+	touch $@
+
+install: .venv/.installed
+
+demo: install
+	$(UV) run --frozen tidlig demo
+
+test: install
+	$(UV) run --frozen pytest
+
+clean:
+	rm -rf .tidlig .venv .tools .pytest_cache

@@ -1,0 +1,196 @@
+"""The nightly flow: read, validate, link, featurise, score, apply rules, route and store flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel, ConfigDict
+
+from casework.store import Store
+from features.table import feature_table
+from models import registry
+from models.labels import cohort, open_case_teams
+from models.scorer import RiskScorer
+from models.train import matrix, train
+from routing.flags import FlagDraft
+from rules.engine import RuleSet, evaluate, load_rules
+from sources.pseudonym import load_key, pseudonymise
+from sources.readers import Extract, read_extract
+from sources.registry import Source, load_registry
+from tidlig import settings
+from validate.contract import Validation, data_docs_index, gx_context, validate_extract
+
+# Frames are passed between tasks in memory; hashing them for a cache key would cost more than
+# the tasks themselves, and a run is keyed by its as-of date in the store instead.
+stage = task(cache_policy=NONE)
+io_stage = task(cache_policy=NONE, retries=2, retry_delay_seconds=5)
+
+
+class NightlyParams(BaseModel):
+    """What a nightly run needs: the as-of date, and optionally other extracts or config."""
+
+    model_config = ConfigDict(frozen=True)
+
+    as_of: date
+    extracts: Path | None = None
+    config: Path | None = None
+
+
+@dataclass(frozen=True)
+class NightlySummary:
+    """What a run did, for the CLI and the audit log."""
+
+    run_id: str
+    as_of: date
+    model_version: str
+    rules_version: str
+    flags_created: int
+    flags_total: int
+    rows_quarantined: int
+    data_docs: Path
+
+
+@io_stage
+def read_source(folder: Path, source: Source) -> Extract:
+    """Read one register's extract from the extracts folder."""
+    return read_extract(folder, source)
+
+
+@stage
+def validate_source(extract: Extract, source: Source, context: Any, max_invalid_share: float) -> Validation:
+    """Check one extract against its data contract; bad rows go to quarantine with the reason."""
+    return validate_extract(extract, source, context=context, max_invalid_share=max_invalid_share)
+
+
+@io_stage
+def record_validation(store: Store, run_id: str, validation: Validation) -> None:
+    """Store the row accounting and quarantined rows of one source."""
+    store.record_source_check(
+        run_id,
+        validation.source,
+        rows_in=validation.rows_in,
+        rows_valid=validation.rows_valid,
+        rows_quarantined=validation.rows_quarantined,
+        quarantine_rows=validation.quarantine.to_dicts(),
+    )
+
+
+@stage
+def pseudonymise_source(validation: Validation, source: Source, key: bytes) -> pl.DataFrame:
+    """Replace CPR numbers by pseudonyms before any later stage sees the rows."""
+    return pseudonymise(validation.valid, source.person_id_columns, key)
+
+
+@stage
+def build_features(sources: dict[str, pl.DataFrame], as_of: date) -> pl.DataFrame:
+    """Link persons and families and compute every catalogue feature known on as_of."""
+    table, _ = feature_table(sources, as_of)
+    return table
+
+
+@io_stage
+def champion_model(sources: dict[str, pl.DataFrame], name: str, training_as_of: list[date], horizon_days: int) -> tuple[RiskScorer, str]:
+    """Load the champion model; if none is registered yet, train, register and crown the first."""
+    found = registry.load(name)
+    if found is not None:
+        return found
+    result = train(sources, training_as_of, horizon_days)
+    version = registry.log_and_register(result, name)
+    # The very first model has nothing to be compared against; later ones wait for a person.
+    registry.set_alias(name, version)
+    get_run_logger().info("No champion was registered: trained and registered %s version %s", name, version)
+    return registry.load(name)
+
+
+@stage
+def score(table: pl.DataFrame, support_measures: pl.DataFrame, model: RiskScorer, version: str, as_of: date) -> pl.DataFrame:
+    """Score the cohort (score 1-20 and probability); everyone else keeps null scores."""
+    scored = cohort(table, support_measures, as_of)
+    scores = scored.select("person").with_columns(
+        score=pl.Series(model.score_levels(matrix(scored)), dtype=pl.Int64),
+        probability=pl.Series(model.predict_proba(matrix(scored))[:, 1], dtype=pl.Float64),
+        model_version=pl.lit(version),
+    )
+    cases = open_case_teams(support_measures, as_of)
+    return table.join(scores, on="person", how="left").join(cases, on="person", how="left")
+
+
+@stage
+def apply_rules(scored: pl.DataFrame, ruleset: RuleSet, as_of: date) -> pl.DataFrame:
+    """Evaluate every rule over every person at once; one row per rule that fired."""
+    return evaluate(ruleset, scored, as_of=as_of)
+
+
+@stage
+def route_flags(hits: pl.DataFrame, scored: pl.DataFrame, ruleset: RuleSet, table_path: Path | None, as_of: date) -> list[FlagDraft]:
+    """One flag per person with all its reasons, sent to a team, ranked within its capacity."""
+    from routing.route import load_routing_table, route
+
+    table = load_routing_table(table_path) if table_path else load_routing_table()
+    return route(hits, scored, ruleset, table, as_of=as_of)
+
+
+@io_stage
+def store_flags(store: Store, run_id: str, drafts: list[FlagDraft]) -> list[int]:
+    """Save new flags; a rerun of the same as-of date adds none twice."""
+    return store.save_flags(run_id, drafts)
+
+
+@flow(name="nightly", log_prints=True)
+def nightly(params: NightlyParams) -> NightlySummary:
+    """Score everyone known on the as-of date and route early-intervention flags to caseworkers."""
+    from prefect.runtime import flow_run
+
+    config = settings.load_config(params.config)
+    home = settings.home()
+    folder = params.extracts or settings.extracts_dir(config)
+    store = Store.from_url(settings.database_url())
+    store.create_schema()
+    run_id = str(flow_run.id or f"local-{params.as_of}")
+    store.start_run(run_id, params.as_of, "nightly")
+    try:
+        registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
+        context = gx_context(home)
+        key = load_key(home)
+        sources: dict[str, pl.DataFrame] = {}
+        quarantined = 0
+        for name, source in load_registry().items():
+            validation = validate_source(read_source(folder, source), source, context, config.validate_.max_invalid_share)
+            record_validation(store, run_id, validation)
+            quarantined += validation.rows_quarantined
+            sources[name] = pseudonymise_source(validation, source, key)
+
+        table = build_features(sources, params.as_of)
+        model, version = champion_model(sources, config.model.name, config.model.training_as_of, config.model.horizon_days)
+        scored = score(table, sources["support_measures"], model, version, params.as_of)
+        ruleset = load_rules(config.rules.folder) if config.rules.folder else load_rules()
+        hits = apply_rules(scored, ruleset, params.as_of)
+        drafts = route_flags(hits, scored, ruleset, config.routing.table, params.as_of)
+        created = store_flags(store, run_id, drafts)
+    except Exception as exc:
+        store.fail_run(run_id, type(exc).__name__, str(exc))
+        raise
+    summary = NightlySummary(
+        run_id=run_id,
+        as_of=params.as_of,
+        model_version=f"{config.model.name}/{version}",
+        rules_version=ruleset.version,
+        flags_created=len(created),
+        flags_total=len(drafts),
+        rows_quarantined=quarantined,
+        data_docs=data_docs_index(context),
+    )
+    store.finish_run(run_id, "completed", {
+        "flags_created": summary.flags_created,
+        "flags_total": summary.flags_total,
+        "rows_quarantined": quarantined,
+        "model_version": summary.model_version,
+        "rules_version": summary.rules_version,
+    })
+    return summary

@@ -1,0 +1,61 @@
+"""Link persons and families as known on the as-of date, so a parent's signal can reach a child."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+ADULT_AGE = 18
+
+
+def known_by(frame: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """Only rows the municipality knew of on the as-of date."""
+    return frame.filter(pl.col("known_date") <= as_of)
+
+
+def persons(population: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """One row per resident known on as_of: person, birth date, sex, district, age, child or adult."""
+    return (
+        known_by(population, as_of)
+        .filter(pl.col("birth_date") <= as_of)
+        .sort("known_date")
+        .unique("person_id", keep="last")
+        .select(
+            person=pl.col("person_id"),
+            birth_date="birth_date",
+            sex="sex",
+            district="district",
+            age_years=_age_years(as_of),
+        )
+        .with_columns(target=pl.when(pl.col("age_years") < ADULT_AGE).then(pl.lit("child")).otherwise(pl.lit("adult")))
+        .sort("person")
+    )
+
+
+def families(family_relations: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """Parent-child pairs known on as_of (columns parent, child, relation)."""
+    return (
+        known_by(family_relations, as_of)
+        .select(parent="parent_id", child="child_id", relation="relation")
+        .unique(["parent", "child"])
+        .sort("parent", "child")
+    )
+
+
+def children_in_household(persons: pl.DataFrame, families: pl.DataFrame) -> pl.DataFrame:
+    """For every person, how many minor children they are a parent of (0 for most)."""
+    minors = persons.filter(pl.col("target") == "child").select(child="person")
+    counts = families.join(minors, on="child").group_by("parent").agg(children_in_household=pl.len())
+    return (
+        persons.select("person")
+        .join(counts.rename({"parent": "person"}), on="person", how="left")
+        .with_columns(pl.col("children_in_household").fill_null(0).cast(pl.Int64))
+    )
+
+
+def _age_years(as_of: date) -> pl.Expr:
+    """Whole years of age on as_of, counting birthdays as they really fall."""
+    birth = pl.col("birth_date")
+    had_birthday = (birth.dt.month() < as_of.month) | ((birth.dt.month() == as_of.month) & (birth.dt.day() <= as_of.day))
+    return (as_of.year - birth.dt.year() - (~had_birthday).cast(pl.Int32)).cast(pl.Int64)

@@ -1,0 +1,103 @@
+"""Settings: where data lives (environment) and how the pipeline runs (a validated config file)."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+
+
+class ConfigError(ValueError):
+    """The config file is wrong; the message names the section and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Synth(_Section):
+    persons: int = Field(gt=0)
+    seed: int
+    start: date
+    end: date
+
+
+class Sources(_Section):
+    extracts: Path | None = None
+
+
+class Validate(_Section):
+    max_invalid_share: float = Field(ge=0, le=1)
+
+
+class Features(_Section):
+    as_of: date
+
+
+class Model(_Section):
+    name: str
+    training_as_of: list[date] = Field(min_length=2)
+    horizon_days: int = Field(gt=0)
+
+
+class Rules(_Section):
+    folder: Path | None = None
+
+
+class Routing(_Section):
+    table: Path | None = None
+
+
+class Config(_Section):
+    synth: Synth
+    sources: Sources
+    validate_: Validate = Field(alias="validate")
+    features: Features
+    model: Model
+    rules: Rules
+    routing: Routing
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read a config file (default: the embedded defaults) and check every section and key."""
+    path = path or DEFAULTS_FILE
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; pass an existing file or leave --config out") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    try:
+        return Config.model_validate(raw or {})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            section, _, key = where.partition(".")
+            problems.append(f"section '{section}', key '{key or '(section)'}': {err['msg']}")
+        raise ConfigError(f"config file {path}:\n  " + "\n  ".join(problems)) from None
+
+
+def home() -> Path:
+    """Folder for extracts, the SQLite store, MLflow and Data Docs (TIDLIG_HOME, default ./.tidlig)."""
+    return Path(os.environ.get("TIDLIG_HOME", ".tidlig")).resolve()
+
+
+def database_url() -> str:
+    """The casework store and audit log (TIDLIG_DATABASE_URL, default SQLite in TIDLIG_HOME)."""
+    return os.environ.get("TIDLIG_DATABASE_URL") or f"sqlite:///{home() / 'tidlig.db'}"
+
+
+def mlflow_tracking_uri() -> str:
+    """The MLflow tracking store (MLFLOW_TRACKING_URI, default SQLite in TIDLIG_HOME)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home() / 'mlflow.db'}"
+
+
+def extracts_dir(config: Config) -> Path:
+    """The folder of source extracts the nightly run reads."""
+    return config.sources.extracts or home() / "extracts"
