@@ -32,6 +32,8 @@ import polars as pl
 DISTRICTS = ("Nord", "Syd", "Øst", "Vest")
 # Deprivation differs between districts; it raises the chance of parental problems a little.
 DISTRICT_PROBLEM_FACTOR = np.array([1.3, 0.8, 1.0, 1.1])
+# The family team that holds a child's case, by school district (team ids of routing/teams.yaml).
+FAMILY_TEAMS = {"Nord": "familie-nord", "Syd": "familie-syd", "Øst": "familie-oest", "Vest": "familie-vest"}
 BENEFITS = ("unemployment", "cash_benefit", "sickness", "flex_job")
 MEASURE_WEEKS_OPEN = 104
 
@@ -333,7 +335,7 @@ def _extracts(rng, people, spec, absence, notifications, measures, treatments, b
     measures_frame = frame({
         "person_id": ids[m_idx],
         "measure": measure,
-        "team": np.char.add("familie-", np.char.lower(district.astype(str))),
+        "team": np.array([FAMILY_TEAMS[d] for d in district], dtype=object),
         "event_date": _dates(measures, 1),
     }, (0, 14))
 

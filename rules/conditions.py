@@ -1,0 +1,81 @@
+"""The person columns rules and routes may read, and the checking of SQL conditions over them."""
+
+from __future__ import annotations
+
+import polars as pl
+
+# The contract with the feature and score stages: one row per person on an as-of date.
+PERSON_SCHEMA: dict[str, pl.DataType] = {
+    "person": pl.String(),
+    "target": pl.String(),
+    "age_years": pl.Int64(),
+    "district": pl.String(),
+    "case_team": pl.String(),
+    "score": pl.Int64(),
+    "probability": pl.Float64(),
+    "model_version": pl.String(),
+    "notifications_365d": pl.Int64(),
+    "days_since_last_notification": pl.Int64(),
+    "school_absence_pct_90d": pl.Float64(),
+    "parent_substance_treatment_365d": pl.Int64(),
+    "parent_benefit_weeks_365d": pl.Int64(),
+    "substance_treatment_365d": pl.Int64(),
+    "benefit_weeks_365d": pl.Int64(),
+    "children_in_household": pl.Int64(),
+}
+# A rule about one named pseudonym would be a decision about a person, not a rule.
+READABLE_COLUMNS: tuple[str, ...] = tuple(c for c in PERSON_SCHEMA if c != "person")
+TARGETS = ("child", "adult")
+
+
+class ConditionError(ValueError):
+    """A condition that cannot be used; the caller adds where it was found."""
+
+
+def parse_condition(condition: object) -> tuple[pl.Expr, tuple[str, ...]]:
+    """The polars expression of a SQL boolean condition and the columns it reads, or ConditionError."""
+    if not isinstance(condition, str) or not condition.strip():
+        raise ConditionError(f"expected a SQL boolean expression such as 'score >= 17', got {condition!r}")
+    try:
+        expr = pl.sql_expr(condition)
+    except Exception as exc:  # polars raises several SQL error types; all mean the same here
+        raise ConditionError(f"cannot parse {condition!r}: {exc}") from None
+    columns = tuple(dict.fromkeys(expr.meta.root_names()))
+    if not columns:
+        raise ConditionError(f"{condition!r} reads no column, so it would be the same for everyone")
+    unknown = [c for c in columns if c not in READABLE_COLUMNS]
+    if unknown:
+        raise ConditionError(f"{condition!r} uses unknown column(s) {unknown}; allowed: {list(READABLE_COLUMNS)}")
+    # Evaluating on a typed row of unknowns catches type errors (text compared with a number) at load
+    # time, and a condition that holds when nothing is known (IS NULL, COALESCE) breaks "unknown never fires".
+    try:
+        result = pl.DataFrame([dict.fromkeys(PERSON_SCHEMA)], schema=PERSON_SCHEMA).select(expr.alias("result"))
+    except Exception as exc:
+        raise ConditionError(f"{condition!r} cannot be evaluated: {str(exc).splitlines()[0]}") from None
+    if result.schema["result"] != pl.Boolean:
+        raise ConditionError(f"{condition!r} must be true or false, but gives {result.schema['result']}")
+    if result.item() is True:
+        raise ConditionError(
+            f"{condition!r} holds for a person whose values are all unknown; unknown values must never make it true"
+        )
+    return expr, columns
+
+
+def column_kind(column: str) -> str:
+    """The kind of value a column holds, in words for error messages."""
+    dtype = PERSON_SCHEMA[column]
+    return "text" if dtype == pl.String else "a whole number" if dtype == pl.Int64 else "a number"
+
+
+def fits_column(column: str, value: object) -> bool:
+    """Whether a plain YAML value can stand in the given person column (None always can)."""
+    if value is None:
+        return True
+    dtype = PERSON_SCHEMA[column]
+    if isinstance(value, bool):
+        return False
+    if dtype == pl.String:
+        return isinstance(value, str)
+    if dtype == pl.Int64:
+        return isinstance(value, int)
+    return isinstance(value, (int, float))

@@ -1,0 +1,62 @@
+"""Reason templates: which fields they use, and filling them with readably formatted values."""
+
+from __future__ import annotations
+
+from string import Formatter
+from typing import Any
+
+LANGUAGES = ("da", "en")
+_UNKNOWN = {"da": "ukendt", "en": "unknown"}
+# Danish writes 1.234,5 where English writes 1,234.5.
+_SEPARATORS = {"da": str.maketrans({",": ".", ".": ","}), "en": str.maketrans({})}
+# A unit belongs to the column, so a text never says "ukendt %"; Danish puts a space before %.
+_UNITS = {"school_absence_pct_90d": {"da": " %", "en": "%"}}
+
+
+class TemplateError(ValueError):
+    """A reason template that cannot be filled; the caller adds where it was found."""
+
+
+def template_fields(template: object, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """The column names a template fills in, or TemplateError when one is unknown or formatted."""
+    if not isinstance(template, str) or not template.strip():
+        raise TemplateError(f"expected a text such as '{{notifications_365d}} underretninger', got {template!r}")
+    try:
+        parts = list(Formatter().parse(template))
+    except ValueError as exc:
+        raise TemplateError(f"cannot read {template!r}: {exc}; write a literal brace as {{{{ or }}}}") from None
+    fields = []
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if spec or conversion:
+            # The engine formats numbers per language; a spec in the file would bypass that.
+            raise TemplateError(f"field {{{name}}} has a format; write just {{{name.split(':')[0]}}}")
+        if name not in allowed:
+            raise TemplateError(f"unknown field {{{name}}}; allowed: {list(allowed)}")
+        fields.append(name)
+    return tuple(dict.fromkeys(fields))
+
+
+def format_value(value: Any, language: str) -> str:
+    """A value as a reader of the language expects it: 1.234 and 17,5 in Danish, 1,234 and 17.5 in English."""
+    if value is None:
+        return _UNKNOWN[language]
+    if isinstance(value, float) and round(value, 1).is_integer():
+        value = int(round(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}".translate(_SEPARATORS[language])
+    if isinstance(value, float):
+        return f"{value:,.1f}".translate(_SEPARATORS[language])
+    return str(value)
+
+
+def format_column(column: str, value: Any, language: str) -> str:
+    """A column's value formatted, with the column's unit when it has one and the value is known."""
+    text = format_value(value, language)
+    return text + _UNITS[column][language] if value is not None and column in _UNITS else text
+
+
+def fill(template: str, values: dict[str, Any], language: str) -> str:
+    """The template with every field replaced by its formatted value."""
+    return template.format(**{name: format_column(name, v, language) for name, v in values.items()})
