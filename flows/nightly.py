@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 from prefect import flow, get_run_logger, task
@@ -19,12 +20,15 @@ from models.labels import cohort, open_case_teams
 from models.scorer import RiskScorer
 from models.train import matrix, train
 from routing.flags import FlagDraft
+from routing.route import route
+from routing.table import load_routing_table
 from rules.engine import RuleSet, evaluate, load_rules
 from sources.pseudonym import load_key, pseudonymise
 from sources.readers import Extract, read_extract
 from sources.registry import Source, load_registry
 from tidlig import settings
-from validate.contract import Validation, data_docs_index, gx_context, validate_extract
+from validate.context import data_docs_index, gx_context
+from validate.contract import Validation, validate_extract
 
 # Frames are passed between tasks in memory; hashing them for a cache key would cost more than
 # the tasks themselves, and a run is keyed by its as-of date in the store instead.
@@ -33,11 +37,11 @@ io_stage = task(cache_policy=NONE, retries=2, retry_delay_seconds=5)
 
 
 class NightlyParams(BaseModel):
-    """What a nightly run needs: the as-of date, and optionally other extracts or config."""
+    """What a nightly run needs: the as-of date (default today), and optionally other extracts or config."""
 
     model_config = ConfigDict(frozen=True)
 
-    as_of: date
+    as_of: date | None = None
     extracts: Path | None = None
     config: Path | None = None
 
@@ -109,13 +113,13 @@ def champion_model(sources: dict[str, pl.DataFrame], name: str, training_as_of: 
 
 
 @stage
-def score(table: pl.DataFrame, support_measures: pl.DataFrame, model: RiskScorer, version: str, as_of: date) -> pl.DataFrame:
+def score(table: pl.DataFrame, support_measures: pl.DataFrame, model: RiskScorer, model_version: str, as_of: date) -> pl.DataFrame:
     """Score the cohort (score 1-20 and probability); everyone else keeps null scores."""
     scored = cohort(table, support_measures, as_of)
     scores = scored.select("person").with_columns(
         score=pl.Series(model.score_levels(matrix(scored)), dtype=pl.Int64),
         probability=pl.Series(model.predict_proba(matrix(scored))[:, 1], dtype=pl.Float64),
-        model_version=pl.lit(version),
+        model_version=pl.lit(model_version),
     )
     cases = open_case_teams(support_measures, as_of)
     return table.join(scores, on="person", how="left").join(cases, on="person", how="left")
@@ -130,8 +134,6 @@ def apply_rules(scored: pl.DataFrame, ruleset: RuleSet, as_of: date) -> pl.DataF
 @stage
 def route_flags(hits: pl.DataFrame, scored: pl.DataFrame, ruleset: RuleSet, table_path: Path | None, as_of: date) -> list[FlagDraft]:
     """One flag per person with all its reasons, sent to a team, ranked within its capacity."""
-    from routing.route import load_routing_table, route
-
     table = load_routing_table(table_path) if table_path else load_routing_table()
     return route(hits, scored, ruleset, table, as_of=as_of)
 
@@ -147,6 +149,8 @@ def nightly(params: NightlyParams) -> NightlySummary:
     """Score everyone known on the as-of date and route early-intervention flags to caseworkers."""
     from prefect.runtime import flow_run
 
+    if params.as_of is None:
+        params = params.model_copy(update={"as_of": datetime.now(ZoneInfo("Europe/Copenhagen")).date()})
     config = settings.load_config(params.config)
     home = settings.home()
     folder = params.extracts or settings.extracts_dir(config)
@@ -168,7 +172,8 @@ def nightly(params: NightlyParams) -> NightlySummary:
 
         table = build_features(sources, params.as_of)
         model, version = champion_model(sources, config.model.name, config.model.training_as_of, config.model.horizon_days)
-        scored = score(table, sources["support_measures"], model, version, params.as_of)
+        model_version = f"{config.model.name}/{version}"
+        scored = score(table, sources["support_measures"], model, model_version, params.as_of)
         ruleset = load_rules(config.rules.folder) if config.rules.folder else load_rules()
         hits = apply_rules(scored, ruleset, params.as_of)
         drafts = route_flags(hits, scored, ruleset, config.routing.table, params.as_of)
@@ -179,7 +184,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
     summary = NightlySummary(
         run_id=run_id,
         as_of=params.as_of,
-        model_version=f"{config.model.name}/{version}",
+        model_version=model_version,
         rules_version=ruleset.version,
         flags_created=len(created),
         flags_total=len(drafts),

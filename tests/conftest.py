@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -12,6 +13,10 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# Prefect keeps its temporary API's database here, away from the user's own Prefect home.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="tidlig-prefect-")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 POSTGRES_URL = os.environ.get(
     "TIDLIG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -66,3 +71,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One temporary Prefect API for the whole test session (starting one takes ~15 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

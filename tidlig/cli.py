@@ -155,7 +155,7 @@ def _print_team_lists(as_of: date) -> None:
 
 def _flag_line(f) -> str:
     score = f"score {f.score:>2}" if f.score is not None else "not scored"
-    reasons = "; ".join(r["text_da"] for r in f.reasons)
+    reasons = "; ".join(r.text_da for r in f.reasons)
     state = "waiting" if f.queued else f.status
     return f"  #{f.id:<5} {f.person}  priority {f.priority}  {score}  [{state}]  {reasons}"
 
@@ -191,7 +191,7 @@ def flags_show(
         typer.echo(f"Score: {f.score} of 20 (probability {f.probability:.1%}), model {f.model_version}")
     typer.echo(f"Rules version: {f.rules_version}\nReasons:")
     for r in f.reasons:
-        typer.echo(f"  - {r['text_da']} / {r['text_en']}  [{r['rule_id']}: {r['values']}]")
+        typer.echo(f"  - {r.text_da} / {r.text_en}  [{r.rule_id}: {r.values}]")
     for d in f.decisions:
         typer.echo(f"Decision: {d.decision} by {d.by} at {d.at:%Y-%m-%d %H:%M}: {d.reason or ''}")
 

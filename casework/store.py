@@ -1,0 +1,560 @@
+"""The casework store: runs, source checks, quarantine, flags and decisions, each write audited.
+
+Every method is one transaction, and its audit event is appended in that same transaction, so a
+flag or a decision never exists without its event (nor the other way round).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from audit import log as audit_log
+from audit.events import (
+    FlagCreated,
+    FlagDecided,
+    FlagViewed,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    SourceValidated,
+    jsonable,
+    looks_like_cpr,
+    redact_cpr,
+)
+from routing.flags import FlagDraft, Reason
+
+SYSTEM = "system"
+FLAG_STATUSES = ("open", "accepted", "dismissed", "deferred")
+DECISIONS = {"accept": "accepted", "dismiss": "dismissed", "defer": "deferred"}
+NEEDS_REASON = ("dismiss", "defer")
+QUARANTINE_KEYS = ("file", "row_number", "column", "expectation", "reason", "value")
+# Deferral dates are the caseworker's calendar dates, not the server's.
+LOCAL_ZONE = ZoneInfo("Europe/Copenhagen")
+
+# Named constraints, so that Alembic migrations can refer to them later.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(100), primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("counts", sa.JSON),
+    sa.Column("failed_stage", sa.String(100)),
+    sa.Column("error", sa.Text),
+)
+
+source_checks = sa.Table(
+    "source_checks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False, index=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("rows_in", sa.Integer, nullable=False),
+    sa.Column("rows_valid", sa.Integer, nullable=False),
+    sa.Column("rows_quarantined", sa.Integer, nullable=False),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("rows_in = rows_valid + rows_quarantined", name="rows_accounted"),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False, index=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("file", sa.String(500), nullable=False),
+    sa.Column("row_number", sa.Integer, nullable=False),
+    sa.Column("column", sa.String(200)),  # null when the expectation covers the whole row
+    sa.Column("expectation", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("value", sa.Text),
+)
+
+flags = sa.Table(
+    "flags",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("person", sa.String(100), nullable=False),
+    sa.Column("target", sa.String(20), nullable=False),
+    sa.Column("team", sa.String(100), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("queued", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, server_default="open"),
+    sa.Column("score", sa.Integer),
+    sa.Column("probability", sa.Float),
+    sa.Column("model_version", sa.String(100)),
+    sa.Column("rules_version", sa.String(100), nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("as_of", "person"),
+    sa.CheckConstraint(f"status IN {FLAG_STATUSES}", name="status"),
+    sa.Index("ix_flags_team_as_of", "team", "as_of"),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("flag_id", sa.ForeignKey("flags.id"), nullable=False, index=True),
+    sa.Column("decision", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("by", sa.String(200), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("defer_until", sa.Date),
+    sa.CheckConstraint(f"decision IN {tuple(DECISIONS)}", name="decision"),
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One pipeline run and how it ended."""
+
+    run_id: str
+    as_of: date
+    flow: str
+    status: str  # running, failed, or the status finish_run was given
+    started_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, Any] | None
+    failed_stage: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class SourceCheck:
+    """Row accounting for one source in one run."""
+
+    run_id: str
+    source: str
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    checked_at: datetime
+
+
+@dataclass(frozen=True)
+class QuarantinedRow:
+    """One expectation that one source row failed."""
+
+    run_id: str
+    source: str
+    file: str
+    row_number: int
+    column: str | None
+    expectation: str
+    reason: str
+    value: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a caseworker decided about a flag, and why."""
+
+    id: int
+    flag_id: int
+    decision: str
+    reason: str | None
+    by: str
+    at: datetime
+    defer_until: date | None
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A stored flag with its reasons and the decisions made on it so far."""
+
+    id: int
+    as_of: date
+    person: str
+    target: str
+    team: str
+    priority: int
+    rank: int
+    queued: bool
+    status: str
+    score: int | None
+    probability: float | None
+    model_version: str | None
+    rules_version: str
+    reasons: tuple[Reason, ...]
+    run_id: str
+    created_at: datetime
+    decisions: tuple[Decision, ...] = ()
+
+
+class Store:
+    """Reads and writes casework data; every write also lands in the audit log."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        """A store on a SQLite or PostgreSQL database URL."""
+        return cls(audit_log.make_engine(url))
+
+    def create_schema(self) -> None:
+        """Create missing tables, the audit log's included; safe to call on every start."""
+        audit_log.create_schema(self.engine)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        """Close the store's database connections."""
+        self.engine.dispose()
+
+    # Runs
+
+    def start_run(self, run_id: str, as_of: date, flow: str) -> None:
+        """Record that a run began; a failed run may be started again under the same id."""
+        with self.engine.begin() as conn:
+            existing = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+            values = dict(
+                as_of=as_of, flow=flow, status="running", started_at=_now(),
+                finished_at=None, counts=None, failed_stage=None, error=None,
+            )
+            if existing is None:
+                conn.execute(runs.insert().values(run_id=run_id, **values))
+            elif existing.status != "failed":
+                raise ValueError(
+                    f"run {run_id!r} already exists and is {existing.status}; "
+                    "give a new run a new run_id (only a failed run can be started again)"
+                )
+            elif (existing.as_of, existing.flow) != (as_of, flow):
+                raise ValueError(
+                    f"run {run_id!r} was a {existing.flow!r} run for {existing.as_of}; "
+                    f"restarting it as {flow!r} for {as_of} would mix two runs: use a new run_id"
+                )
+            else:
+                conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
+            audit_log.append(conn, RunStarted(run_id, as_of, flow), actor=SYSTEM)
+
+    def finish_run(self, run_id: str, status: str, counts: Mapping[str, Any]) -> None:
+        """Record that a running run ended with the given status and counts."""
+        if not status or status in ("running", "failed"):
+            raise ValueError(
+                f"finish_run needs a final status such as 'succeeded', not {status!r}; "
+                "use fail_run(run_id, stage, error) for a failed run"
+            )
+        counts = jsonable(dict(counts))
+        with self.engine.begin() as conn:
+            run = _required_run(conn, run_id)
+            if run.status != "running":
+                raise ValueError(f"run {run_id!r} is {run.status}, not running; only a running run can be finished")
+            conn.execute(
+                runs.update().where(runs.c.run_id == run_id).values(status=status, finished_at=_now(), counts=counts)
+            )
+            audit_log.append(conn, RunFinished(run_id, run.as_of, status, counts), actor=SYSTEM)
+
+    def fail_run(self, run_id: str, stage: str, error: str) -> None:
+        """Record that a run stopped at a stage, with the error (CPR-shaped numbers blanked out)."""
+        error = redact_cpr(error)
+        with self.engine.begin() as conn:
+            run = _required_run(conn, run_id)
+            conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id)
+                .values(status="failed", finished_at=_now(), failed_stage=stage, error=error)
+            )
+            audit_log.append(conn, RunFailed(run_id, run.as_of, stage, error), actor=SYSTEM)
+
+    def get_run(self, run_id: str) -> Run:
+        """One run by id."""
+        with self.engine.connect() as conn:
+            return _run(_required_run(conn, run_id))
+
+    # Validation
+
+    def record_source_check(
+        self,
+        run_id: str,
+        source: str,
+        rows_in: int,
+        rows_valid: int,
+        rows_quarantined: int,
+        quarantine_rows: Iterable[Mapping[str, Any]] = (),
+    ) -> None:
+        """Store a source's row accounting and its quarantined rows; refuse if rows went missing."""
+        if min(rows_in, rows_valid, rows_quarantined) < 0:
+            raise ValueError(
+                f"source {source!r}: row counts cannot be negative ({rows_in=}, {rows_valid=}, {rows_quarantined=})"
+            )
+        if rows_in != rows_valid + rows_quarantined:
+            missing = rows_in - rows_valid - rows_quarantined
+            gap = f"{missing} unaccounted for" if missing > 0 else f"{-missing} too many"
+            raise ValueError(
+                f"source {source!r}: {rows_in} rows in, but {rows_valid} valid + {rows_quarantined} quarantined "
+                f"= {rows_valid + rows_quarantined} ({gap}); "
+                "every row read must end up valid or quarantined with a reason: fix the validation step"
+            )
+        entries = [_quarantine_entry(row) for row in quarantine_rows]
+        named_rows = len({(entry["file"], entry["row_number"]) for entry in entries})
+        if named_rows != rows_quarantined:
+            raise ValueError(
+                f"source {source!r}: {rows_quarantined} rows counted as quarantined, but quarantine_rows "
+                f"name {named_rows} distinct (file, row_number) rows; give every quarantined row "
+                "at least one entry with its reason"
+            )
+        with self.engine.begin() as conn:
+            _required_run(conn, run_id)
+            conn.execute(
+                source_checks.insert().values(
+                    run_id=run_id, source=source, rows_in=rows_in, rows_valid=rows_valid,
+                    rows_quarantined=rows_quarantined, checked_at=_now(),
+                )
+            )
+            if entries:
+                conn.execute(quarantine.insert(), [dict(entry, run_id=run_id, source=source) for entry in entries])
+            audit_log.append(
+                conn, SourceValidated(run_id, source, rows_in, rows_valid, rows_quarantined), actor=SYSTEM
+            )
+
+    def list_source_checks(self, run_id: str) -> list[SourceCheck]:
+        """The row accounting of every source checked in a run."""
+        query = sa.select(*_without(source_checks, "id")).where(source_checks.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return [
+                SourceCheck(**{**row._mapping, "checked_at": _utc(row.checked_at)})
+                for row in conn.execute(query.order_by(source_checks.c.id))
+            ]
+
+    def list_quarantine(self, run_id: str, *, source: str | None = None) -> list[QuarantinedRow]:
+        """The quarantined rows of a run, optionally of one source."""
+        query = sa.select(*_without(quarantine, "id")).where(quarantine.c.run_id == run_id)
+        if source is not None:
+            query = query.where(quarantine.c.source == source)
+        with self.engine.connect() as conn:
+            return [QuarantinedRow(**row._mapping) for row in conn.execute(query.order_by(quarantine.c.id))]
+
+    # Flags
+
+    def save_flags(self, run_id: str, drafts: Sequence[FlagDraft]) -> list[int]:
+        """Store new flags and return their ids; persons already flagged for that as-of date are skipped."""
+        repeated = sum(n - 1 for n in Counter((d.as_of, d.person) for d in drafts).values())
+        if repeated:
+            raise ValueError(
+                f"{repeated} drafts repeat a person already drafted for the same as-of date; "
+                "routing must give one flag per person with all its reasons"
+            )
+        if any(not draft.reasons for draft in drafts):
+            raise ValueError("a flag draft has no reasons; every flag must say why it was raised")
+        created: list[tuple[int, FlagDraft]] = []
+        with self.engine.begin() as conn:
+            _required_run(conn, run_id)
+            insert = _insert_skipping_existing(conn, flags, ["as_of", "person"])
+            for draft in drafts:
+                flag_id = conn.execute(
+                    insert.values(**_flag_values(draft, run_id)).returning(flags.c.id)
+                ).scalar_one_or_none()
+                if flag_id is not None:
+                    created.append((flag_id, draft))
+            for flag_id, draft in created:
+                rule_ids = [reason.rule_id for reason in draft.reasons]
+                event = FlagCreated(flag_id, draft.as_of, draft.person, draft.team, rule_ids, draft.score)
+                audit_log.append(conn, event, actor=SYSTEM)
+        return [flag_id for flag_id, _ in created]
+
+    def list_flags(
+        self,
+        *,
+        team: str | None = None,
+        as_of: date | None = None,
+        status: str | None = None,
+        include_queued: bool = True,
+    ) -> list[Flag]:
+        """Flags, newest as-of date first, then the team's capacity list before its queue, by rank."""
+        if status is not None and status not in FLAG_STATUSES:
+            raise ValueError(f"unknown flag status {status!r}; use one of: {', '.join(FLAG_STATUSES)}")
+        conditions = [
+            condition
+            for condition, wanted in (
+                (flags.c.team == team, team is not None),
+                (flags.c.as_of == as_of, as_of is not None),
+                (flags.c.status == status, status is not None),
+                (sa.not_(flags.c.queued), not include_queued),
+            )
+            if wanted
+        ]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(flags)
+                .where(*conditions)
+                .order_by(flags.c.as_of.desc(), flags.c.queued, flags.c.rank, flags.c.id)
+            ).all()
+            matching_ids = sa.select(flags.c.id).where(*conditions)
+            decided = _decisions_by_flag(conn, decisions.c.flag_id.in_(matching_ids))
+        return [_flag(row, decided.get(row.id, ())) for row in rows]
+
+    def get_flag(self, flag_id: int, *, viewer: str, purpose: str) -> Flag:
+        """One flag with its reasons and decisions; the view itself is written to the audit log."""
+        if not viewer or not viewer.strip():
+            raise ValueError("get_flag needs the viewer's name: every view of a person's flag is logged")
+        if not purpose or not purpose.strip():
+            raise ValueError("get_flag needs a purpose, e.g. 'review': every view of a person's flag is logged")
+        with self.engine.begin() as conn:
+            row = _required_flag(conn, flag_id)
+            flag = _flag(row, _decisions_by_flag(conn, decisions.c.flag_id == flag_id).get(flag_id, ()))
+            audit_log.append(conn, FlagViewed(flag_id, row.person, purpose.strip()), actor=viewer.strip())
+        return flag
+
+    def decide(
+        self,
+        flag_id: int,
+        decision: str,
+        *,
+        reason: str | None,
+        by: str,
+        defer_until: date | None = None,
+    ) -> Decision:
+        """Record a caseworker's decision on a flag and update the flag's status."""
+        reason = reason.strip() if reason and reason.strip() else None
+        defer_until = defer_until.date() if isinstance(defer_until, datetime) else defer_until
+        _check_decision(decision, reason, by, defer_until)
+        at = _now()
+        with self.engine.begin() as conn:
+            row = _required_flag(conn, flag_id)
+            decision_id = conn.execute(
+                decisions.insert()
+                .values(flag_id=flag_id, decision=decision, reason=reason, by=by, at=at, defer_until=defer_until)
+                .returning(decisions.c.id)
+            ).scalar_one()
+            conn.execute(flags.update().where(flags.c.id == flag_id).values(status=DECISIONS[decision]))
+            event = FlagDecided(flag_id, row.person, decision, reason, defer_until)
+            audit_log.append(conn, event, actor=by)
+        return Decision(decision_id, flag_id, decision, reason, by, at, defer_until)
+
+
+def _check_decision(decision: str, reason: str | None, by: str, defer_until: date | None) -> None:
+    if decision not in DECISIONS:
+        raise ValueError(f"unknown decision {decision!r}; use one of: {', '.join(DECISIONS)}")
+    if not by or not by.strip():
+        raise ValueError("a decision needs the name of the caseworker who made it (by=...)")
+    if decision in NEEDS_REASON and reason is None:
+        raise ValueError(f"to {decision} a flag, give a reason: the next caseworker and the auditors need it")
+    if reason is not None and looks_like_cpr(reason):
+        raise ValueError("the reason seems to contain a CPR number; describe the person without it")
+    if decision != "defer" and defer_until is not None:
+        raise ValueError(f"defer_until only goes with 'defer', not with {decision!r}; leave it out")
+    if decision == "defer":
+        today = datetime.now(LOCAL_ZONE).date()
+        if defer_until is None:
+            raise ValueError("to defer a flag, give defer_until: the date to look at it again")
+        if defer_until <= today:
+            raise ValueError(f"defer_until {defer_until} is not in the future (today is {today}); pick a later date")
+
+
+def _quarantine_entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(row) - set(QUARANTINE_KEYS)
+    missing = {"file", "row_number", "expectation", "reason"} - set(row)
+    if unknown or missing:
+        raise ValueError(
+            f"a quarantine row has {'unknown keys ' + str(sorted(unknown)) if unknown else ''}"
+            f"{' and ' if unknown and missing else ''}{'missing keys ' + str(sorted(missing)) if missing else ''}; "
+            f"use exactly: {', '.join(QUARANTINE_KEYS)} (column and value may be None)"
+        )
+    entry = {key: row.get(key) for key in QUARANTINE_KEYS}
+    entry["row_number"] = int(entry["row_number"])
+    entry["value"] = None if entry["value"] is None else str(entry["value"])
+    return entry
+
+
+def _flag_values(draft: FlagDraft, run_id: str) -> dict[str, Any]:
+    return dict(
+        as_of=draft.as_of,
+        person=draft.person,
+        target=draft.target,
+        team=draft.team,
+        priority=draft.priority,
+        rank=draft.rank,
+        queued=draft.queued,
+        status="open",
+        score=draft.score,
+        probability=draft.probability,
+        model_version=draft.model_version,
+        rules_version=draft.rules_version,
+        reasons=jsonable(list(draft.reasons)),
+        run_id=run_id,
+        created_at=_now(),
+    )
+
+
+def _insert_skipping_existing(conn: Connection, table: sa.Table, unique: list[str]) -> Any:
+    dialects = {"postgresql": postgresql, "sqlite": sqlite}
+    if conn.dialect.name not in dialects:
+        raise NotImplementedError(f"the casework store runs on SQLite or PostgreSQL, not {conn.dialect.name}")
+    # ON CONFLICT DO NOTHING also keeps two concurrent reruns from flagging a person twice.
+    return dialects[conn.dialect.name].insert(table).on_conflict_do_nothing(index_elements=unique)
+
+
+def _required_run(conn: Connection, run_id: str) -> sa.Row:
+    row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+    if row is None:
+        raise LookupError(f"no run with id {run_id!r}; call start_run first")
+    return row
+
+
+def _required_flag(conn: Connection, flag_id: int) -> sa.Row:
+    row = conn.execute(sa.select(flags).where(flags.c.id == flag_id)).first()
+    if row is None:
+        raise LookupError(f"no flag with id {flag_id}; check the id against list_flags")
+    return row
+
+
+def _decisions_by_flag(conn: Connection, condition: Any) -> dict[int, tuple[Decision, ...]]:
+    grouped: dict[int, list[Decision]] = {}
+    for row in conn.execute(sa.select(decisions).where(condition).order_by(decisions.c.at, decisions.c.id)):
+        grouped.setdefault(row.flag_id, []).append(
+            Decision(row.id, row.flag_id, row.decision, row.reason, row.by, _utc(row.at), row.defer_until)
+        )
+    return {flag_id: tuple(items) for flag_id, items in grouped.items()}
+
+
+def _flag(row: sa.Row, flag_decisions: tuple[Decision, ...]) -> Flag:
+    values = dict(row._mapping)
+    values["reasons"] = tuple(Reason(**reason) for reason in values["reasons"])
+    values["created_at"] = _utc(values["created_at"])
+    return Flag(**values, decisions=flag_decisions)
+
+
+def _run(row: sa.Row) -> Run:
+    values = dict(row._mapping)
+    values["started_at"] = _utc(values["started_at"])
+    values["finished_at"] = values["finished_at"] and _utc(values["finished_at"])
+    return Run(**values)
+
+
+def _without(table: sa.Table, *names: str) -> list[sa.Column]:
+    return [column for column in table.columns if column.name not in names]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(at: datetime) -> datetime:
+    # SQLite hands timestamps back without a zone; they were written in UTC.
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)

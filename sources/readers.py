@@ -1,0 +1,131 @@
+"""Read one source extract (Parquet or CSV) as delivered, with whole-file checks and row numbers."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from sources.registry import Source
+
+ROW_NUMBER = "row_number"
+EXTENSIONS = (".parquet", ".csv")
+SEPARATORS = (",", ";")
+
+
+class ExtractError(ValueError):
+    """A whole extract is unusable; the message names the file, the column if any, and what to do."""
+
+
+@dataclass(frozen=True)
+class Extract:
+    source: str
+    path: Path
+    frame: pl.DataFrame
+    # Columns the file has but the registry does not: never loaded (least data), but reported.
+    ignored_columns: tuple[str, ...] = ()
+
+
+def read_extract(folder: Path, source: Source) -> Extract:
+    """Read `<source.file>.parquet` or `.csv` from folder; raises ExtractError for whole-file problems."""
+    path = _locate(Path(folder), source)
+    frame = _read_parquet(path) if path.suffix == ".parquet" else _read_csv(path, source)
+    ignored = _check_columns(path, frame, source)
+    if frame.height == 0:
+        raise ExtractError(f"{path}: the file has no data rows; ask {source.owner} for a complete extract.")
+    # row_number is the data row's 1-based position in the file (a CSV row's line number less one,
+    # unless a quoted value spans lines), so whoever delivered it can find a quarantined row again.
+    frame = frame.select(source.column_names).with_row_index(ROW_NUMBER, offset=1)
+    frame = frame.with_columns(pl.col(ROW_NUMBER).cast(pl.Int64))
+    return Extract(source=source.name, path=path, frame=frame, ignored_columns=ignored)
+
+
+def _locate(folder: Path, source: Source) -> Path:
+    if not folder.is_dir():
+        raise ExtractError(f"{folder}: the extract folder does not exist; check the configured data folder.")
+    found = [path for ext in EXTENSIONS if (path := folder / f"{source.file}{ext}").is_file()]
+    if len(found) > 1:
+        raise ExtractError(
+            f"{found[0]} and {found[1].name} both exist for source '{source.name}': it is unclear which "
+            "is current; remove the stale one."
+        )
+    if not found:
+        present = sorted(p.name for p in folder.iterdir() if p.is_file())
+        holds = ", ".join(present) if present else "no files"
+        raise ExtractError(
+            f"{folder / source.file}.parquet or .csv: no extract for source '{source.name}'; the folder "
+            f"{folder} holds {holds}. Deliver the file under that name or correct 'file' in sources/registry.yaml."
+        )
+    return found[0]
+
+
+def _read_parquet(path: Path) -> pl.DataFrame:
+    if path.stat().st_size == 0:
+        raise ExtractError(f"{path}: the file is empty (0 bytes); ask for the extract to be delivered again.")
+    try:
+        return pl.read_parquet(path)
+    except Exception as exc:  # polars raises several types for a damaged or non-Parquet file
+        raise ExtractError(f"{path}: cannot be read as Parquet ({exc}); re-export the file.") from exc
+
+
+def _read_csv(path: Path, source: Source) -> pl.DataFrame:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ExtractError(
+            f"{path}: line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x}); the file was probably "
+            "saved as Windows-1252/Latin-1. Re-export it as UTF-8."
+        ) from exc
+    # A blank line at the very end is an export artefact, not a row; blank lines inside stay
+    # rows so they are quarantined where they are.
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        raise ExtractError(f"{path}: the file is empty; ask {source.owner} to deliver the extract again.")
+    header_line = text.split("\n", 1)[0].rstrip("\r")
+    separator = max(SEPARATORS, key=header_line.count)
+    header = [name.strip() for name in next(csv.reader([header_line], delimiter=separator))]
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise ExtractError(
+            f"{path}: column(s) {', '.join(duplicated)} appear more than once in the header; re-export the file."
+        )
+    if len(header) == 1 and len(source.columns) > 1:
+        raise ExtractError(
+            f"{path}: found a single column '{header[0]}' where {len(source.columns)} were expected "
+            f"({', '.join(source.column_names)}): the file must be separated by ',' or ';'. Re-export it so."
+        )
+    try:
+        # Every column as text, so a bad value becomes a quarantined row instead of a crash.
+        return pl.read_csv(text.encode("utf-8"), separator=separator, infer_schema=False, new_columns=header)
+    except pl.exceptions.PolarsError as exc:
+        problem = _ragged_line(text, separator, len(header)) or str(exc)
+        raise ExtractError(f"{path}: cannot be read as CSV: {problem}") from exc
+
+
+def _ragged_line(text: str, separator: str, width: int) -> str | None:
+    for number, row in enumerate(csv.reader(text.splitlines(), delimiter=separator), start=1):
+        if len(row) > width:
+            return f"line {number} has {len(row)} fields but the header has {width}; fix the quoting or the separator."
+    return None
+
+
+def _check_columns(path: Path, frame: pl.DataFrame, source: Source) -> tuple[str, ...]:
+    missing = [name for name in source.column_names if name not in frame.columns]
+    unexpected = [name for name in frame.columns if name not in source.column_names]
+    if missing:
+        hints = []
+        for name in missing:
+            close = difflib.get_close_matches(name, unexpected, n=1, cutoff=0.6)
+            hints.append(f"{name} (renamed to '{close[0]}'?)" if close else name)
+        seen = f"; unexpected column(s) seen: {', '.join(unexpected)}" if unexpected else ""
+        raise ExtractError(
+            f"{path}: missing column(s) {', '.join(hints)}{seen}. Source '{source.name}' needs "
+            f"{', '.join(source.column_names)} (sources/registry.yaml): ask {source.owner} for a corrected "
+            "extract, or update the registry if the format changed on purpose."
+        )
+    return tuple(unexpected)

@@ -1,0 +1,261 @@
+"""The casework store: runs, row accounting, idempotent flags, logged views and checked decisions."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+
+import pytest
+
+from audit.log import read, verify
+from casework.store import Store
+from routing.flags import FlagDraft, Reason
+
+AS_OF = date(2026, 11, 1)
+LATER = date.today() + timedelta(days=30)
+
+
+@pytest.fixture
+def store(database_url):
+    store = Store.from_url(database_url)
+    store.create_schema()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def run(store):
+    store.start_run("run-1", AS_OF, "nightly")
+    return "run-1"
+
+
+def draft(person, *, as_of=AS_OF, team="familie-nord", rank=1, queued=False, rule_id="underretninger"):
+    reason = Reason(
+        rule_id=rule_id,
+        title_da="Gentagne underretninger",
+        title_en="Repeated notifications",
+        text_da="3 underretninger det seneste år",
+        text_en="3 notifications in the last year",
+        priority=2,
+        values={"count": 3, "window_days": 365},
+    )
+    return FlagDraft(
+        as_of=as_of, person=person, target="child", team=team, priority=2, rank=rank, queued=queued,
+        score=14, probability=0.31, model_version="risk@7", rules_version="2026.11", reasons=(reason,),
+    )
+
+
+def kinds(store):
+    return [entry.kind for entry in read(store.engine)]
+
+
+def test_create_schema_is_idempotent(store):
+    store.create_schema()
+    store.create_schema()
+
+
+def test_run_lifecycle_is_stored_and_audited(store, run):
+    store.finish_run(run, "succeeded", {"flags": 12, "queued": 3})
+
+    stored = store.get_run(run)
+    assert (stored.status, stored.flow, stored.as_of) == ("succeeded", "nightly", AS_OF)
+    assert stored.counts == {"flags": 12, "queued": 3}
+    assert stored.finished_at >= stored.started_at
+    assert kinds(store) == ["run.started", "run.finished"]
+    with pytest.raises(ValueError, match="not running"):
+        store.finish_run(run, "succeeded", {})
+    with pytest.raises(ValueError, match="already exists"):
+        store.start_run(run, AS_OF, "nightly")
+
+
+def test_a_failed_run_can_be_started_again(store, run):
+    store.fail_run(run, "validate", "extract for 010190-1234 truncated")
+    failed = store.get_run(run)
+    assert (failed.status, failed.failed_stage) == ("failed", "validate")
+    assert "010190-1234" not in failed.error
+    assert "010190-1234" not in read(store.engine, kind="run.failed")[0].payload["error"]
+
+    store.start_run(run, AS_OF, "nightly")
+
+    assert store.get_run(run).status == "running"
+    store.fail_run(run, "score", "boom")
+    with pytest.raises(ValueError, match="would mix two runs: use a new run_id"):
+        store.start_run(run, AS_OF, "monthly")
+
+
+def test_finish_run_refuses_failed_as_a_status(store, run):
+    with pytest.raises(ValueError, match="fail_run"):
+        store.finish_run(run, "failed", {})
+
+
+def test_unknown_run_is_a_lookup_error(store):
+    with pytest.raises(LookupError, match="no run with id 'nope'; call start_run first"):
+        store.save_flags("nope", [draft("P00001")])
+
+
+def test_source_check_with_lost_rows_is_refused_with_the_numbers(store, run):
+    with pytest.raises(ValueError, match=r"10 rows in, but 7 valid \+ 2 quarantined = 9 \(1 unaccounted for\)"):
+        store.record_source_check(run, "skole_fravaer", 10, 7, 2, quarantine_rows=[])
+
+    assert store.list_source_checks(run) == []
+    assert "source.validated" not in kinds(store)
+
+
+def test_source_check_stores_accounting_and_quarantine(store, run):
+    def bad(row_number, column, expectation, reason, **value):
+        return dict(
+            file="fravaer.csv", row_number=row_number, column=column, expectation=expectation, reason=reason, **value
+        )
+
+    bad_rows = [
+        bad(4, "days", "between", "negative", value="-3"),
+        bad(4, "person", "not_null", "missing", value=None),
+        bad(9, None, "unique", "duplicate row"),  # value may be left out
+    ]
+    store.record_source_check(run, "skole_fravaer", 10, 8, 2, quarantine_rows=bad_rows)
+
+    [check] = store.list_source_checks(run)
+    assert (check.rows_in, check.rows_valid, check.rows_quarantined) == (10, 8, 2)
+    quarantined = store.list_quarantine(run, source="skole_fravaer")
+    assert [(row.row_number, row.column, row.value) for row in quarantined] == [
+        (4, "days", "-3"),
+        (4, "person", None),
+        (9, None, None),
+    ]
+    assert read(store.engine, kind="source.validated")[0].payload["rows_quarantined"] == 2
+
+
+def test_quarantine_rows_must_match_the_count_and_shape(store, run):
+    row = {"file": "f.csv", "row_number": 1, "column": "x", "expectation": "e", "reason": "r"}
+    with pytest.raises(ValueError, match="2 rows counted as quarantined, but quarantine_rows name 1"):
+        store.record_source_check(run, "s", 5, 3, 2, quarantine_rows=[row])
+    with pytest.raises(ValueError, match=r"unknown keys \['cpr'\]"):
+        store.record_source_check(run, "s", 5, 4, 1, quarantine_rows=[{**row, "cpr": "x"}])
+
+
+def test_save_flags_is_idempotent_per_as_of_and_person(store, run):
+    first = store.save_flags(run, [draft("P00001"), draft("P00002", rank=2), draft("P00003", rank=3)])
+    store.start_run("run-2", AS_OF, "nightly")
+    rerun = store.save_flags("run-2", [draft("P00001"), draft("P00002", rank=2), draft("P00004", rank=4)])
+    next_month = store.save_flags("run-2", [draft("P00001", as_of=date(2026, 12, 1))])
+
+    assert len(first) == 3 and len(rerun) == 1 and len(next_month) == 1
+    assert len(set(first + rerun + next_month)) == 5
+    assert len(store.list_flags()) == 5
+    created = read(store.engine, kind="flag.created")
+    assert sorted(entry.payload["flag_id"] for entry in created) == sorted(first + rerun + next_month)
+    assert created[0].payload["rule_ids"] == ["underretninger"]
+
+
+def test_save_flags_refuses_the_same_person_twice_in_one_batch(store, run):
+    with pytest.raises(ValueError, match="one flag per person"):
+        store.save_flags(run, [draft("P00001"), draft("P00001", rank=2)])
+    assert store.list_flags() == []
+
+
+def test_list_flags_orders_and_filters(store, run):
+    store.save_flags(run, [
+        draft("P1", rank=2), draft("P2", rank=1), draft("P3", rank=3, queued=True),
+        draft("P4", team="voksen-syd"), draft("P5", as_of=date(2026, 12, 1)),
+    ])
+
+    assert [flag.person for flag in store.list_flags()] == ["P5", "P2", "P4", "P1", "P3"]
+    assert [flag.person for flag in store.list_flags(team="familie-nord", as_of=AS_OF)] == ["P2", "P1", "P3"]
+    assert [flag.person for flag in store.list_flags(team="familie-nord", include_queued=False)] == ["P5", "P2", "P1"]
+    assert store.list_flags(status="dismissed") == []
+    with pytest.raises(ValueError, match="open, accepted, dismissed, deferred"):
+        store.list_flags(status="closed")
+
+
+def test_get_flag_returns_reasons_and_logs_the_view(store, run):
+    [flag_id] = store.save_flags(run, [draft("P00042")])
+
+    flag = store.get_flag(flag_id, viewer="Mette Hansen", purpose="review")
+
+    assert flag.person == "P00042" and flag.status == "open" and flag.decisions == ()
+    assert flag.reasons == draft("P00042").reasons
+    assert (flag.score, flag.probability, flag.model_version) == (14, 0.31, "risk@7")
+    [viewed] = read(store.engine, kind="flag.viewed")
+    assert viewed.actor == "Mette Hansen"
+    assert viewed.payload == {"flag_id": flag_id, "person": "P00042", "purpose": "review"}
+    with pytest.raises(ValueError, match="purpose"):
+        store.get_flag(flag_id, viewer="Mette Hansen", purpose="")
+
+
+def test_unknown_flag_is_a_lookup_error(store):
+    with pytest.raises(LookupError, match="no flag with id 999"):
+        store.get_flag(999, viewer="Mette", purpose="review")
+    with pytest.raises(LookupError, match="no flag with id 999"):
+        store.decide(999, "accept", reason=None, by="Mette")
+
+
+def test_decide_updates_status_and_is_audited(store, run):
+    accepted, deferred = store.save_flags(run, [draft("P1"), draft("P2", rank=2)])
+
+    store.decide(accepted, "accept", reason=None, by="Mette")
+    decision = store.decide(deferred, "defer", reason="venter på skolens udtalelse", by="Jonas", defer_until=LATER)
+
+    assert (decision.decision, decision.defer_until, decision.by) == ("defer", LATER, "Jonas")
+    assert [flag.status for flag in store.list_flags()] == ["accepted", "deferred"]
+    assert store.get_flag(deferred, viewer="Jonas", purpose="follow-up").decisions == (decision,)
+    decided = read(store.engine, kind="flag.decided")
+    assert [(entry.actor, entry.payload["decision"]) for entry in decided] == [("Mette", "accept"), ("Jonas", "defer")]
+    assert decided[1].payload["defer_until"] == LATER.isoformat()
+    assert verify(store.engine).ok
+
+
+@pytest.mark.parametrize(
+    ("decision", "options", "message"),
+    [
+        ("close", {"reason": "x"}, "use one of: accept, dismiss, defer"),
+        ("dismiss", {"reason": "  "}, "to dismiss a flag, give a reason"),
+        ("defer", {"reason": None, "defer_until": LATER}, "to defer a flag, give a reason"),
+        ("defer", {"reason": "later"}, "give defer_until"),
+        ("defer", {"reason": "later", "defer_until": date(2020, 1, 1)}, "not in the future"),
+        ("accept", {"reason": None, "defer_until": LATER}, "only goes with 'defer'"),
+        ("dismiss", {"reason": "mor er 010190-1234"}, "CPR"),
+        ("accept", {"reason": None, "by": ""}, "name of the caseworker"),
+    ],
+)
+def test_decide_refuses_invalid_decisions(store, run, decision, options, message):
+    [flag_id] = store.save_flags(run, [draft("P1")])
+
+    with pytest.raises(ValueError, match=message):
+        store.decide(flag_id, decision, **{"by": "Mette", **options})
+
+    assert store.list_flags()[0].status == "open"
+    assert "flag.decided" not in kinds(store)
+
+
+def test_a_decision_and_its_event_commit_together(store, run):
+    [flag_id] = store.save_flags(run, [draft("P1")])
+
+    with pytest.raises(ValueError, match="CPR"):
+        store.decide(flag_id, "accept", reason=None, by="0101901234")  # refused by the audit log itself
+
+    flag = store.get_flag(flag_id, viewer="Mette", purpose="review")
+    assert (flag.status, flag.decisions) == ("open", ())
+
+
+def test_concurrent_views_and_decisions_keep_the_chain(store, run):
+    flag_ids = store.save_flags(run, [draft(f"P{n}", rank=n) for n in range(1, 9)])
+    errors = []
+
+    def caseworker(flag_id):
+        try:
+            store.get_flag(flag_id, viewer=f"worker-{flag_id}", purpose="review")
+            store.decide(flag_id, "dismiss", reason="kendt sag", by=f"worker-{flag_id}")
+        except Exception as exc:  # surfaced below: a thread's exception is otherwise lost
+            errors.append(exc)
+
+    workers = [threading.Thread(target=caseworker, args=(flag_id,)) for flag_id in flag_ids]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    assert errors == []
+    assert {flag.status for flag in store.list_flags()} == {"dismissed"}
+    result = verify(store.engine)
+    assert result.ok, result.problem
+    assert result.checked == 1 + 8 + 8 + 8  # run started, created, viewed, decided

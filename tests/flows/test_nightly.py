@@ -1,0 +1,116 @@
+"""End to end: the nightly flow through Prefect on a tiny municipality, then the CLI on its flags."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import replace
+from datetime import date
+
+import pytest
+from typer.testing import CliRunner
+
+from audit.log import read, verify
+from casework.store import Store
+from sources.synth import SynthSpec, generate
+from tidlig.cli import app
+from tidlig.settings import load_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.prefect]
+AS_OF = date(2026, 11, 1)
+
+
+@pytest.fixture(scope="module")
+def nightly_run(tmp_path_factory, prefect_api):
+    """Run the flow once on 2,500 synthetic residents, then again for the same date."""
+    from flows.nightly import NightlyParams, nightly
+
+    home = tmp_path_factory.mktemp("home")
+    saved = {k: os.environ.get(k) for k in ("TIDLIG_HOME", "TIDLIG_DATABASE_URL", "MLFLOW_TRACKING_URI")}
+    os.environ["TIDLIG_HOME"] = str(home)
+    os.environ.pop("TIDLIG_DATABASE_URL", None)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    config = load_config()
+    town = generate(SynthSpec(persons=2500, seed=11, start=config.synth.start, end=config.synth.end))
+    folder = town.write(home)
+    first = nightly(NightlyParams(as_of=AS_OF, extracts=folder))
+    second = nightly(NightlyParams(as_of=AS_OF, extracts=folder))
+    yield home, first, second, town
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _store(home) -> Store:
+    return Store.from_url(f"sqlite:///{home / 'tidlig.db'}")
+
+
+def test_flags_are_routed_with_reasons_in_plain_words(nightly_run):
+    home, first, _, _ = nightly_run
+    flags = _store(home).list_flags(as_of=AS_OF)
+    assert first.flags_created == len(flags) > 0
+    for flag in flags:
+        assert re.fullmatch(r"[0-9a-f]{16}", flag.person), "persons are pseudonyms, never CPR numbers"
+        assert flag.reasons and all(r.text_da and r.text_en for r in flag.reasons)
+        assert flag.priority == min(r.priority for r in flag.reasons)
+        assert flag.rules_version == first.rules_version
+    scored = [f for f in flags if f.score is not None]
+    assert scored and all(f.model_version == first.model_version for f in scored)
+    teams = {f.team for f in flags}
+    assert teams <= {"sundhedsplejen", "familie-nord", "familie-syd", "familie-oest", "familie-vest", "voksen", "jobcenter"}
+
+
+def test_children_of_parents_in_treatment_are_flagged_for_it(nightly_run):
+    home, _, _, _ = nightly_run
+    reasons = {r.rule_id for f in _store(home).list_flags(as_of=AS_OF) for r in f.reasons}
+    assert "child-parent-substance" in reasons or "child-repeated-notifications" in reasons
+
+
+def test_a_rerun_of_the_same_date_creates_no_duplicates(nightly_run):
+    home, first, second, _ = nightly_run
+    assert second.flags_created == 0
+    assert second.flags_total == first.flags_total
+    assert len(_store(home).list_flags(as_of=AS_OF)) == first.flags_created
+
+
+def test_the_audit_log_holds_every_step_and_verifies(nightly_run):
+    home, first, _, _ = nightly_run
+    engine = _store(home).engine
+    kinds = [e.kind for e in read(engine)]
+    assert kinds.count("run.started") == 2 and kinds.count("run.finished") == 2
+    assert kinds.count("flag.created") == first.flags_created
+    assert kinds.count("source.validated") == 2 * 7
+    assert verify(engine).ok
+
+
+def test_the_ground_truth_is_never_read(nightly_run):
+    home, _, _, _ = nightly_run
+    assert (home / "ground_truth.parquet").exists()
+    assert not any("ground_truth" in str(p) for p in (home / "extracts").iterdir())
+
+
+def test_caseworker_cli_lists_shows_decides_and_auditor_verifies(nightly_run, monkeypatch):
+    home, _, _, _ = nightly_run
+    monkeypatch.setenv("TIDLIG_HOME", str(home))
+    runner = CliRunner()
+    flag = _store(home).list_flags(as_of=AS_OF)[0]
+
+    listed = runner.invoke(app, ["flags", "list", "--team", flag.team])
+    assert listed.exit_code == 0 and flag.person in listed.output
+
+    shown = runner.invoke(app, ["flags", "show", str(flag.id), "--by", "Mette Rådgiver"])
+    assert shown.exit_code == 0 and flag.reasons[0].text_da in shown.output
+
+    refused = runner.invoke(app, ["flags", "decide", str(flag.id), "dismiss", "--by", "Mette Rådgiver"])
+    assert refused.exit_code != 0 and "reason" in refused.output.lower()
+
+    decided = runner.invoke(app, ["flags", "decide", str(flag.id), "accept", "--by", "Mette Rådgiver", "--reason", "Kontakt til familien"])
+    assert decided.exit_code == 0, decided.output
+    assert _store(home).get_flag(flag.id, viewer="test", purpose="test").status == "accepted"
+
+    verified = runner.invoke(app, ["audit", "verify"])
+    assert verified.exit_code == 0 and "intact" in verified.output
+    kinds = [e.kind for e in read(_store(home).engine)]
+    assert "flag.viewed" in kinds and "flag.decided" in kinds

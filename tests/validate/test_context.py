@@ -1,0 +1,52 @@
+"""The GX context: results and Data Docs persist, repeated runs are idempotent, no personal data is stored."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from validate.context import data_docs_index, gx_context
+from validate.contract import validate_extract
+
+TODAY = date(2025, 6, 1)
+
+
+def test_runs_keep_results_and_data_docs_and_can_repeat(registry, clean_rows, csv_extract, tmp_path):
+    source = registry["school_absence"]
+    rows = clean_rows(source)
+    rows[1]["person_id"] = "0101901234"
+    rows[2]["absence_pct"] = "140"
+    extract = csv_extract(source, rows)
+    home = tmp_path / "home"
+
+    first = validate_extract(extract, source, context=gx_context(home), today=TODAY, max_invalid_share=0.5)
+    # A new process on the same home finds everything already there.
+    context = gx_context(home)
+    second = validate_extract(extract, source, context=context, today=date(2025, 6, 2), max_invalid_share=0.5)
+
+    assert first.quarantine.equals(second.quarantine)
+    assert first.rows_quarantined == 2
+    index = data_docs_index(context)
+    assert index.name == "index.html" and index.is_file()
+    assert index.is_relative_to(home / "gx")
+    stored = list((home / "gx" / "uncommitted" / "validations").rglob("*.json"))
+    assert len(stored) == 2
+    assert [suite.name for suite in context.suites.all()] == ["school_absence"]
+    assert context.variables.progress_bars["globally"] is False
+
+
+def test_stored_results_and_docs_hold_no_personal_values(registry, clean_rows, csv_extract, tmp_path):
+    source = registry["population"]
+    rows = clean_rows(source)
+    rows[0]["person_id"] = "31129-99999"
+    rows[1]["birth_date"] = "2031-12-24"
+    rows[2]["person_id"] = rows[3]["person_id"]
+    home = tmp_path / "home"
+    validation = validate_extract(
+        csv_extract(source, rows), source, context=gx_context(home), today=TODAY, max_invalid_share=1.0
+    )
+    assert validation.rows_quarantined == 4
+    personal = {"31129-99999", "2031-12-24", rows[3]["person_id"]}
+    for path in (home / "gx").rglob("*"):
+        if path.suffix in (".json", ".html"):
+            text = path.read_text(encoding="utf-8")
+            assert not any(value in text for value in personal), path.relative_to(home)
