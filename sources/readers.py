@@ -96,7 +96,7 @@ def _read_csv(path: Path, source: Source) -> pl.DataFrame:
         )
     if len(header) == 1 and len(source.columns) > 1:
         raise ExtractError(
-            f"{path}: found a single column '{header[0]}' where {len(source.columns)} were expected "
+            f"{path}: found a single column {header[0]!r} where {len(source.columns)} were expected "
             f"({', '.join(source.column_names)}): the file must be separated by ',' or ';'. Re-export it so."
         )
     try:

@@ -113,7 +113,7 @@ def run_nightly(
 
 @app.command()
 def demo(
-    persons: Annotated[int, typer.Option(min=200, help="Residents of the synthetic municipality (default from config).")] = 0,
+    persons: Annotated[Optional[int], typer.Option(min=200, help="Residents of the synthetic municipality (default from config).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Make a synthetic municipality, run the nightly flow on it and print each team's flag list."""

@@ -105,7 +105,7 @@ def test_one_flag_per_person_with_all_reasons_most_urgent_first():
 
 
 def test_persons_without_hits_get_no_flag_and_no_hits_give_no_flags():
-    frame = persons(child("quiet", score=3), child("flagged", score=18))
+    frame = persons(child("quiet", score=3), child("flagged", score=19))
     assert list(flags_for(frame)) == ["flagged"]
     assert route(evaluate(RULESET, persons()), persons(), RULESET, TABLE, as_of=AS_OF) == []
 
@@ -127,13 +127,13 @@ def table_with(tmp_path):
 
 def test_capacity_queues_in_priority_then_score_order_and_drops_nobody(table_with):
     frame = persons(
-        child("p3-score18", score=18),
+        child("p3-score19", score=19),
         child("p3-score20", score=20),
         child("p2-unscored", school_absence_pct_90d=30.0),
         child("p2-score17", school_absence_pct_90d=16.0, score=17),
         child("p1-score9", parent_substance_treatment_365d=1, notifications_365d=1, score=9),
-        child("b-tie", score=19),
-        child("a-tie", score=19),
+        child("b-tie", score=20),
+        child("a-tie", score=20),
         child("other-team", district="Syd", score=20),
     )
     flags = route(evaluate(RULESET, frame), frame, RULESET, table_with(familie_nord=2), as_of=AS_OF)
@@ -142,10 +142,10 @@ def test_capacity_queues_in_priority_then_score_order_and_drops_nobody(table_wit
         ("p1-score9", 1, False),
         ("p2-score17", 2, False),
         ("p2-unscored", 3, True),
-        ("p3-score20", 4, True),
-        ("a-tie", 5, True),
-        ("b-tie", 6, True),
-        ("p3-score18", 7, True),
+        ("a-tie", 4, True),
+        ("b-tie", 5, True),
+        ("p3-score20", 6, True),
+        ("p3-score19", 7, True),
     ]
     [syd] = [f for f in flags if f.team == "familie-syd"]
     assert (syd.rank, syd.queued) == (1, False)
@@ -153,10 +153,10 @@ def test_capacity_queues_in_priority_then_score_order_and_drops_nobody(table_wit
 
 
 def test_zero_capacity_queues_everyone(table_with):
-    table = table_with(familie_nord=0, jobcenter=0)
-    flags = flags_for(persons(child("a", score=20), adult("b", score=20, benefit_weeks_365d=30)), table)
+    table = table_with(familie_nord=0, voksen=0)
+    flags = flags_for(persons(child("a", score=20), adult("b", benefit_weeks_365d=30, substance_treatment_365d=1, children_in_household=1)), table)
     assert {p: (f.team, f.rank, f.queued) for p, f in flags.items()} == {
-        "a": ("familie-nord", 1, True), "b": ("jobcenter", 1, True),
+        "a": ("familie-nord", 1, True), "b": ("voksen", 1, True),
     }
 
 

@@ -32,10 +32,11 @@ def test_every_target_and_priority_is_covered():
     assert {r.priority for r in RULESET.rules} == {1, 2, 3}
 
 
-def test_model_score_rules_use_the_top_ventiles():
+def test_model_score_rules_use_the_top_two_ventiles_for_the_scored_children():
     score_rules = [r for r in RULESET.rules if r.value_columns == ("score",)]
-    assert {r.target for r in score_rules} == {"child", "adult"}
-    assert all(r.condition == "score >= 17" for r in score_rules)
+    # Only children are scored; a score rule for adults would wait for an adult model.
+    assert {r.target for r in score_rules} == {"child"}
+    assert all(r.condition == "score >= 19" for r in score_rules)
 
 
 def test_danish_texts_are_danish():

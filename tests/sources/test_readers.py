@@ -147,7 +147,7 @@ def test_wrong_delimiter_gives_one_column(tmp_path):
     write(tmp_path, "\n".join(line.replace(",", "\t") for line in [HEADER, *ROWS]))
     message = error(tmp_path)
     assert "school_absence.csv" in message
-    assert "single column 'person_id\tevent_date\tabsence_pct\tknown_date'" in message
+    assert r"single column 'person_id\tevent_date\tabsence_pct\tknown_date'" in message
     assert "separated by ',' or ';'" in message
 
 

@@ -30,6 +30,7 @@ def test_runs_keep_results_and_data_docs_and_can_repeat(registry, clean_rows, cs
     assert index.is_relative_to(home / "gx")
     stored = list((home / "gx" / "uncommitted" / "validations").rglob("*.json"))
     assert len(stored) == 2
+    assert all(path.parent.parent.name == "school_absence.csv" for path in stored)  # the run is named after the file
     assert [suite.name for suite in context.suites.all()] == ["school_absence"]
     assert context.variables.progress_bars["globally"] is False
 
