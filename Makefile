@@ -8,7 +8,7 @@ export UV_COMPILE_BYTECODE := 1
 export PYTHONDONTWRITEBYTECODE :=
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install browser bench clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -23,7 +23,14 @@ install: .venv/.installed
 demo: install
 	$(UV) run --frozen tidlig demo
 
-test: install
+# Browser tests drive the system's Chromium (Debian's package); Playwright's own download is not used.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests ..."; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
 	$(UV) run --frozen pytest
 
 clean:
