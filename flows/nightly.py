@@ -28,12 +28,25 @@ from sources.readers import Extract, read_extract
 from sources.registry import Source, load_registry
 from tidlig import settings
 from validate.context import data_docs_index, gx_context
-from validate.contract import Validation, validate_extract
+from validate.contract import InvalidShareError, Validation, validate_extract
 
 # Frames are passed between tasks in memory; hashing them for a cache key would cost more than
 # the tasks themselves, and a run is keyed by its as-of date in the store instead.
+def _transient(task, task_run, state) -> bool:
+    """Retry only what a retry can fix: I/O and database connection errors, never bad data."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        state.result()
+    except (OSError, OperationalError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
 stage = task(cache_policy=NONE)
-io_stage = task(cache_policy=NONE, retries=2, retry_delay_seconds=5)
+io_stage = task(cache_policy=NONE, retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
 
 
 class NightlyParams(BaseModel):
@@ -81,7 +94,7 @@ def record_validation(store: Store, run_id: str, validation: Validation) -> None
         rows_in=validation.rows_in,
         rows_valid=validation.rows_valid,
         rows_quarantined=validation.rows_quarantined,
-        quarantine_rows=validation.quarantine.to_dicts(),
+        quarantine_rows=validation.quarantine.drop("source").to_dicts(),
     )
 
 
@@ -165,7 +178,12 @@ def nightly(params: NightlyParams) -> NightlySummary:
         sources: dict[str, pl.DataFrame] = {}
         quarantined = 0
         for name, source in load_registry().items():
-            validation = validate_source(read_source(folder, source), source, context, config.validate_.max_invalid_share)
+            try:
+                validation = validate_source(read_source(folder, source), source, context, config.validate_.max_invalid_share)
+            except InvalidShareError as refused:
+                # The extract is refused as a whole, but its quarantined rows are kept for the steward.
+                record_validation(store, run_id, refused.validation)
+                raise
             record_validation(store, run_id, validation)
             quarantined += validation.rows_quarantined
             sources[name] = pseudonymise_source(validation, source, key)

@@ -120,6 +120,10 @@ def demo(
     from sources.synth import SynthSpec, generate
     from tidlig import settings
 
+    import os
+
+    # The demo prints the teams' lists; the flow's own progress lines stay in Prefect's run log.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     cfg = _config(config)
     home = settings.home()
     spec = SynthSpec(persons=persons or cfg.synth.persons, seed=cfg.synth.seed, start=cfg.synth.start, end=cfg.synth.end)

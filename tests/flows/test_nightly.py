@@ -114,3 +114,28 @@ def test_caseworker_cli_lists_shows_decides_and_auditor_verifies(nightly_run, mo
     assert verified.exit_code == 0 and "intact" in verified.output
     kinds = [e.kind for e in read(_store(home).engine)]
     assert "flag.viewed" in kinds and "flag.decided" in kinds
+
+
+def test_a_broken_extract_stops_the_run_with_a_clear_message_and_keeps_its_quarantine(tmp_path, monkeypatch, prefect_api):
+    import polars as pl
+
+    from flows.nightly import NightlyParams, nightly
+    from sources.readers import ExtractError
+
+    monkeypatch.setenv("TIDLIG_HOME", str(tmp_path))
+    monkeypatch.delenv("TIDLIG_DATABASE_URL", raising=False)
+    config = load_config()
+    folder = generate(SynthSpec(persons=400, seed=5, start=config.synth.start, end=config.synth.end)).write(tmp_path)
+    absence = pl.read_parquet(folder / "school_absence.parquet")
+    broken = absence.with_columns(absence_pct=pl.when(pl.int_range(pl.len()) % 2 == 0).then(-5.0).otherwise(pl.col("absence_pct")))
+    broken.write_parquet(folder / "school_absence.parquet")
+
+    with pytest.raises(ExtractError, match="school_absence") as refused:
+        nightly(NightlyParams(as_of=AS_OF, extracts=folder))
+    assert "absence_pct" in str(refused.value)
+
+    store = Store.from_url(f"sqlite:///{tmp_path / 'tidlig.db'}")
+    [failed] = [e for e in read(store.engine) if e.kind == "run.failed"]
+    quarantined = [q for q in store.list_quarantine(failed.payload["run_id"]) if q.source == "school_absence"]
+    assert len(quarantined) == (absence.height + 1) // 2
+    assert store.list_flags() == []
