@@ -35,3 +35,7 @@ test: install browser
 
 clean:
 	rm -rf .tidlig .venv .tools .pytest_cache
+
+# Benchmarks print their numbers; each compares against a reference on the same data in the same run.
+bench: install
+	$(UV) run --frozen python bench/features_bench.py --persons 650000
