@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -38,9 +37,9 @@ def run_polars(folder: Path, as_of: date) -> pl.DataFrame:
     from features.compute import compute
     from link.persons import families, persons
 
-    sources = _load(folder)
-    people = persons(sources["population"], as_of)
-    links = families(sources["family_relations"], as_of)
+    sources = {path.stem: pl.scan_parquet(path) for path in folder.glob("*.parquet")}
+    people = persons(sources["population"].collect(), as_of)
+    links = families(sources["family_relations"].collect(), as_of)
     return compute(people.select("person"), sources, links, as_of)
 
 
@@ -152,7 +151,9 @@ def child(implementation: str, folder: Path, as_of: date, out: Path) -> None:
     result = {"seconds": seconds, "rows": table.height}
     if implementation == "polars":
         result["scoring_seconds"] = _score(folder, table, as_of)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: the latter carries the parent's peak across fork and exec.
+    status = Path("/proc/self/status").read_text()
+    result["peak_rss_mb"] = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
     print(json.dumps(result))
 
 

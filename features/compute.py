@@ -60,11 +60,15 @@ def compute(
     as_of: date,
     catalogue: tuple[Feature, ...] = CATALOGUE,
 ) -> pl.DataFrame:
-    """Every feature for every person on as_of; counts with no rows are 0, other aggregates null."""
-    table = persons
+    """Every feature for every person on as_of; counts with no rows are 0, other aggregates null.
+
+    Sources may be DataFrames or LazyFrames (e.g. scanned Parquet): the whole catalogue is one
+    lazy plan, so polars reads only the columns used and computes the features in parallel.
+    """
+    table = persons.lazy()
+    links = families.lazy()
     for feature in catalogue:
-        values = compute_feature(feature, sources[feature.source], families, as_of)
+        values = compute_feature(feature, sources[feature.source].lazy(), links, as_of)
         table = table.join(values, on="person", how="left")
-        if feature.agg == "count":
-            table = table.with_columns(pl.col(feature.name).fill_null(0).cast(pl.Int64))
-    return table
+    counts = [pl.col(f.name).fill_null(0).cast(pl.Int64) for f in catalogue if f.agg == "count"]
+    return table.with_columns(counts).collect()
