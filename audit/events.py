@@ -10,8 +10,9 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any, ClassVar
 
-# DDMMYY-SSSS with or without the dash; bounded by non-digits so longer numbers don't match.
-CPR_PATTERN = re.compile(r"(?<!\d)(?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2}-?\d{4}(?!\d)")
+# DDMMYY-SSSS with or without the dash, standing alone: digits inside a longer word (a hex
+# pseudonym such as 3850e9a1550504321f) are not a CPR number.
+CPR_PATTERN = re.compile(r"(?<![0-9A-Za-z])(?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2}-?\d{4}(?![0-9A-Za-z])")
 
 
 def looks_like_cpr(text: str) -> bool:
@@ -157,6 +158,127 @@ class FlagDecided(Event):
     defer_until: date | None
 
 
+@dataclass(frozen=True)
+class FlagListViewed(Event):
+    kind: ClassVar[str] = "flag.list_viewed"
+    team: str
+    flag_ids: list[int]
+    persons: list[str]  # pseudonyms shown, so a citizen's access request finds list views too
+
+    def __post_init__(self) -> None:
+        if any(looks_like_cpr(person) for person in self.persons):
+            raise ValueError("FlagListViewed.persons holds a CPR number; pass the pseudonyms")
+
+
+@dataclass(frozen=True)
+class NoteAdded(Event):
+    kind: ClassVar[str] = "flag.note_added"
+    flag_id: int
+    person: str
+    note_id: int  # the note's text stays in the store; the log proves it existed and when
+
+
+@dataclass(frozen=True)
+class LoginSucceeded(Event):
+    kind: ClassVar[str] = "login.succeeded"
+    username: str
+    method: str  # "password" now; "oidc" once the municipality's single sign-on is connected
+
+
+@dataclass(frozen=True)
+class LoginFailed(Event):
+    kind: ClassVar[str] = "login.failed"
+    # The typed username only when it names an account: a mistyped password in the username
+    # field must not end up in a log that cannot be edited.
+    username: str | None
+    reason: str  # "wrong_password", "unknown_user", "locked", "throttled"
+
+
+@dataclass(frozen=True)
+class AuditLogViewed(Event):
+    kind: ClassVar[str] = "audit.viewed"
+    filters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditLogVerified(Event):
+    kind: ClassVar[str] = "audit.verified"
+    ok: bool
+    checked: int
+    first_broken_seq: int | None
+
+
+@dataclass(frozen=True)
+class AccessRequestExported(Event):
+    kind: ClassVar[str] = "citizen.access_exported"
+    free_text: ClassVar[tuple[str, ...]] = ("reference",)
+    person: str
+    format: str  # "html" or "json"
+    reference: str  # the request's journal number, so the export can be matched to the letter
+
+
+@dataclass(frozen=True)
+class CapacityChanged(Event):
+    kind: ClassVar[str] = "team.capacity_changed"
+    team: str
+    old_capacity: int
+    new_capacity: int
+
+
+@dataclass(frozen=True)
+class UserCreated(Event):
+    kind: ClassVar[str] = "user.created"
+    username: str
+    role: str
+    team: str | None
+
+
+@dataclass(frozen=True)
+class UserStatusChanged(Event):
+    kind: ClassVar[str] = "user.status_changed"
+    username: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class RulesChanged(Event):
+    """A rules version met for the first time, or published by a named person."""
+
+    kind: ClassVar[str] = "rules.changed"
+    version: str
+    previous_version: str | None
+    files: list[dict[str, str]]  # name, declared version, owning office and SHA-256 of each rule file
+    published_by: str | None  # who published it (`tidlig rules publish --by`); None when a run met it first
+    run_id: str | None  # the run that met it first, when it was not published before
+
+
+@dataclass(frozen=True)
+class ModelPromotionRefused(Event):
+    """A promotion the fairness gate refused, and who asked for it."""
+
+    kind: ClassVar[str] = "model.promotion_refused"
+    free_text: ClassVar[tuple[str, ...]] = ("reason",)
+    name: str
+    version: str
+    alias: str
+    by: str
+    reason: str
+    gate_failures: list[str]
+
+
+@dataclass(frozen=True)
+class FairnessGateOverridden(Event):
+    """A person promoted a model despite its fairness findings; written with the promotion itself."""
+
+    kind: ClassVar[str] = "model.gate_overridden"
+    free_text: ClassVar[tuple[str, ...]] = ("reason",)
+    name: str
+    version: str
+    by: str
+    reason: str
+    gate_failures: list[str]
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -169,5 +291,18 @@ EVENT_TYPES: dict[str, type[Event]] = {
         FlagCreated,
         FlagViewed,
         FlagDecided,
+        FlagListViewed,
+        NoteAdded,
+        LoginSucceeded,
+        LoginFailed,
+        AuditLogViewed,
+        AuditLogVerified,
+        AccessRequestExported,
+        CapacityChanged,
+        UserCreated,
+        UserStatusChanged,
+        RulesChanged,
+        ModelPromotionRefused,
+        FairnessGateOverridden,
     )
 }

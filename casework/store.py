@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,13 +31,14 @@ from audit.events import (
     looks_like_cpr,
     redact_cpr,
 )
-from routing.flags import FlagDraft, Reason
+from routing.flags import FlagDraft, Reason, Suppression
 
 SYSTEM = "system"
-FLAG_STATUSES = ("open", "accepted", "dismissed", "deferred")
+FLAG_STATUSES = ("open", "accepted", "dismissed", "deferred", "suppressed")
 DECISIONS = {"accept": "accepted", "dismiss": "dismissed", "defer": "deferred"}
 NEEDS_REASON = ("dismiss", "defer")
 QUARANTINE_KEYS = ("file", "row_number", "column", "expectation", "reason", "value")
+MIGRATIONS = Path(__file__).with_name("migrations")
 # Deferral dates are the caseworker's calendar dates, not the server's.
 LOCAL_ZONE = ZoneInfo("Europe/Copenhagen")
 
@@ -109,6 +111,7 @@ flags = sa.Table(
     sa.Column("model_version", sa.String(100)),
     sa.Column("rules_version", sa.String(100), nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("suppressed_by", sa.JSON),  # the suppression rules that held; null for a flag on the list
     sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("as_of", "person"),
@@ -205,6 +208,7 @@ class Flag:
     run_id: str
     created_at: datetime
     decisions: tuple[Decision, ...] = ()
+    suppressed_by: tuple[Suppression, ...] = ()
 
 
 class Store:
@@ -219,9 +223,19 @@ class Store:
         return cls(audit_log.make_engine(url))
 
     def create_schema(self) -> None:
-        """Create missing tables, the audit log's included; safe to call on every start."""
-        audit_log.create_schema(self.engine)
-        metadata.create_all(self.engine)
+        """Bring the database to the newest schema with the Alembic migrations; safe to call on every start."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two processes starting at once (a flow and the web app) would both migrate; the
+                # second waits here and then finds nothing left to do. SQLite's BEGIN IMMEDIATE does the same.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7413)")
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
 
     def close(self) -> None:
         """Close the store's database connections."""
@@ -409,6 +423,29 @@ class Store:
             decided = _decisions_by_flag(conn, decisions.c.flag_id.in_(matching_ids))
         return [_flag(row, decided.get(row.id, ())) for row in rows]
 
+    def decision_history(self, as_of: date, *, days: int = 365) -> Any:
+        """Decisions of the `days` before as_of, one row per person the flag was about (routing's HISTORY_SCHEMA)."""
+        import polars as pl
+
+        from routing.suppression import HISTORY_SCHEMA
+
+        # A day's margin on each side: routing compares the caseworker's local dates exactly.
+        since = datetime.combine(as_of, datetime.min.time(), timezone.utc) - timedelta(days=days + 1)
+        until = datetime.combine(as_of, datetime.min.time(), timezone.utc) + timedelta(days=2)
+        query = (
+            sa.select(decisions.c.decision, decisions.c.at, decisions.c.defer_until, flags.c.person,
+                      flags.c.priority, flags.c.reasons)
+            .join(flags, decisions.c.flag_id == flags.c.id)
+            .where(decisions.c.at >= since, decisions.c.at < until)
+        )
+        rows = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                # A decision on a family flag is a decision on every member of the family.
+                members = dict.fromkeys([row.person, *(r.get("person") for r in row.reasons if r.get("person"))])
+                rows += [(person, row.decision, _utc(row.at), row.priority, row.defer_until) for person in members]
+        return pl.DataFrame(rows, schema=HISTORY_SCHEMA, orient="row")
+
     def get_flag(self, flag_id: int, *, viewer: str, purpose: str) -> Flag:
         """One flag with its reasons and decisions; the view itself is written to the audit log."""
         if not viewer or not viewer.strip():
@@ -491,12 +528,13 @@ def _flag_values(draft: FlagDraft, run_id: str) -> dict[str, Any]:
         priority=draft.priority,
         rank=draft.rank,
         queued=draft.queued,
-        status="open",
+        status="suppressed" if draft.suppressed_by else "open",
         score=draft.score,
         probability=draft.probability,
         model_version=draft.model_version,
         rules_version=draft.rules_version,
         reasons=jsonable(list(draft.reasons)),
+        suppressed_by=jsonable(list(draft.suppressed_by)) if draft.suppressed_by else None,
         run_id=run_id,
         created_at=_now(),
     )
@@ -536,6 +574,7 @@ def _decisions_by_flag(conn: Connection, condition: Any) -> dict[int, tuple[Deci
 def _flag(row: sa.Row, flag_decisions: tuple[Decision, ...]) -> Flag:
     values = dict(row._mapping)
     values["reasons"] = tuple(Reason(**reason) for reason in values["reasons"])
+    values["suppressed_by"] = tuple(Suppression(**item) for item in values.get("suppressed_by") or ())
     values["created_at"] = _utc(values["created_at"])
     return Flag(**values, decisions=flag_decisions)
 

@@ -18,11 +18,13 @@ from features.table import feature_table
 from models import registry
 from models.labels import cohort, open_case_teams
 from models.scorer import RiskScorer
-from models.train import matrix, train
+from models.explain import signals
+from models.train import MODEL_FEATURES, matrix, train
 from routing.flags import FlagDraft
-from routing.route import route
+from routing.route import assign_teams, route
 from routing.table import load_routing_table
 from rules.engine import RuleSet, evaluate, load_rules
+from rules.publish import record_version
 from sources.pseudonym import load_key, pseudonymise
 from sources.readers import Extract, read_extract
 from sources.registry import Source, load_registry
@@ -105,34 +107,53 @@ def pseudonymise_source(validation: Validation, source: Source, key: bytes) -> p
 
 
 @stage
-def build_features(sources: dict[str, pl.DataFrame], as_of: date) -> pl.DataFrame:
-    """Link persons and families and compute every catalogue feature known on as_of."""
-    table, _ = feature_table(sources, as_of)
-    return table
+def build_features(sources: dict[str, pl.DataFrame], as_of: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Link persons and families and compute every catalogue feature known on as_of; also the parent-child links."""
+    return feature_table(sources, as_of)
 
 
 @io_stage
-def champion_model(sources: dict[str, pl.DataFrame], name: str, training_as_of: list[date], horizon_days: int) -> tuple[RiskScorer, str]:
-    """Load the champion model; if none is registered yet, train, register and crown the first."""
+def champion_model(
+    sources: dict[str, pl.DataFrame], name: str, training_as_of: list[date], horizon_days: int,
+    store: Store, routing_table: Path | None = None,
+) -> tuple[RiskScorer, str]:
+    """Load the champion model; if none is registered yet, train, register and crown the first (audited)."""
     found = registry.load(name)
     if found is not None:
         return found
-    result = train(sources, training_as_of, horizon_days)
-    version = registry.log_and_register(result, name)
+    team_of, capacity = _team_capacity(routing_table)
+    result = train(sources, training_as_of, horizon_days, team_of=team_of, capacity=capacity)
+    version = registry.log_and_register(result, name, engine=store.engine)
     # The very first model has nothing to be compared against; later ones wait for a person.
-    registry.set_alias(name, version)
-    get_run_logger().info("No champion was registered: trained and registered %s version %s", name, version)
+    registry.crown_first(name, version, engine=store.engine, gate_passed=result.gate.passed)
+    get_run_logger().warning(
+        "No champion was registered: trained %s version %s (%s, fairness gate %s) and crowned it; recorded in the audit log",
+        name, version, result.candidate, "passed" if result.gate.passed else "FAILED",
+    )
     return registry.load(name)
+
+
+def _team_capacity(table_path: Path | None):
+    """The family teams' capacities and who goes to which team, for measuring precision at capacity."""
+    table = load_routing_table(table_path) if table_path else load_routing_table()
+
+    def team_of(frame: pl.DataFrame) -> pl.Series:
+        # The scored cohort has no open case by definition.
+        return assign_teams(frame.with_columns(case_team=pl.lit(None, dtype=pl.String)), table)["team"]
+
+    return team_of, {team.id: team.weekly_capacity for team in table.teams}
 
 
 @stage
 def score(table: pl.DataFrame, support_measures: pl.DataFrame, model: RiskScorer, model_version: str, as_of: date) -> pl.DataFrame:
-    """Score the cohort (score 1-20 and probability); everyone else keeps null scores."""
+    """Score the cohort (score 1-20, probability, top signals); everyone else keeps null scores."""
     scored = cohort(table, support_measures, as_of)
+    X = matrix(scored)
     scores = scored.select("person").with_columns(
-        score=pl.Series(model.score_levels(matrix(scored)), dtype=pl.Int64),
-        probability=pl.Series(model.predict_proba(matrix(scored))[:, 1], dtype=pl.Float64),
+        score=pl.Series(model.score_levels(X), dtype=pl.Int64),
+        probability=pl.Series(model.predict_proba(X)[:, 1], dtype=pl.Float64),
         model_version=pl.lit(model_version),
+        signals=signals(model, X, MODEL_FEATURES),
     )
     cases = open_case_teams(support_measures, as_of)
     return table.join(scores, on="person", how="left").join(cases, on="person", how="left")
@@ -145,10 +166,13 @@ def apply_rules(scored: pl.DataFrame, ruleset: RuleSet, as_of: date) -> pl.DataF
 
 
 @stage
-def route_flags(hits: pl.DataFrame, scored: pl.DataFrame, ruleset: RuleSet, table_path: Path | None, as_of: date) -> list[FlagDraft]:
-    """One flag per person with all its reasons, sent to a team, ranked within its capacity."""
+def route_flags(
+    hits: pl.DataFrame, scored: pl.DataFrame, ruleset: RuleSet, table_path: Path | None, as_of: date,
+    families: pl.DataFrame, history: pl.DataFrame,
+) -> list[FlagDraft]:
+    """One flag per person or family with all its reasons, suppressed ones kept aside, ranked within capacity."""
     table = load_routing_table(table_path) if table_path else load_routing_table()
-    return route(hits, scored, ruleset, table, as_of=as_of)
+    return route(hits, scored, ruleset, table, as_of=as_of, families=families, history=history)
 
 
 @io_stage
@@ -188,13 +212,17 @@ def nightly(params: NightlyParams) -> NightlySummary:
             quarantined += validation.rows_quarantined
             sources[name] = pseudonymise_source(validation, source, key)
 
-        table = build_features(sources, params.as_of)
-        model, version = champion_model(sources, config.model.name, config.model.training_as_of, config.model.horizon_days)
+        table, families = build_features(sources, params.as_of)
+        model, version = champion_model(
+            sources, config.model.name, config.model.training_as_of, config.model.horizon_days, store, config.routing.table
+        )
         model_version = f"{config.model.name}/{version}"
         scored = score(table, sources["support_measures"], model, model_version, params.as_of)
         ruleset = load_rules(config.rules.folder) if config.rules.folder else load_rules()
+        record_version(store.engine, ruleset, run_id=run_id)  # once per version: the audit log says when rules changed
         hits = apply_rules(scored, ruleset, params.as_of)
-        drafts = route_flags(hits, scored, ruleset, config.routing.table, params.as_of)
+        history = store.decision_history(params.as_of)
+        drafts = route_flags(hits, scored, ruleset, config.routing.table, params.as_of, families, history)
         created = store_flags(store, run_id, drafts)
     except Exception as exc:
         store.fail_run(run_id, type(exc).__name__, str(exc))
@@ -212,6 +240,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
     store.finish_run(run_id, "completed", {
         "flags_created": summary.flags_created,
         "flags_total": summary.flags_total,
+        "flags_suppressed": sum(d.suppressed for d in drafts),
         "rows_quarantined": quarantined,
         "model_version": summary.model_version,
         "rules_version": summary.rules_version,

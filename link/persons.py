@@ -19,8 +19,10 @@ def persons(population: pl.DataFrame, as_of: date) -> pl.DataFrame:
     return (
         known_by(population, as_of)
         .filter(pl.col("birth_date") <= as_of)
+        # The latest known row wins when a resident's record was corrected; sorting by the
+        # string id instead would cost more than the rest of linking together.
         .sort("known_date")
-        .unique("person_id", keep="last")
+        .unique("person_id", keep="last", maintain_order=True)
         .select(
             person=pl.col("person_id"),
             birth_date="birth_date",
@@ -29,7 +31,6 @@ def persons(population: pl.DataFrame, as_of: date) -> pl.DataFrame:
             age_years=_age_years(as_of),
         )
         .with_columns(target=pl.when(pl.col("age_years") < ADULT_AGE).then(pl.lit("child")).otherwise(pl.lit("adult")))
-        .sort("person")
     )
 
 

@@ -1,84 +1,112 @@
-"""Train the scorer on earlier as-of dates, holding out the latest for an honest evaluation."""
+"""Train the scorer: temporal cross-validation over a grid, selection by mean average precision, a fairness audit."""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date
 
-import numpy as np
 import polars as pl
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.base import clone
+from threadpoolctl import threadpool_limits
 
-from features.catalogue import FEATURE_NAMES
-from features.table import feature_table
-from models.labels import cohort, escalation
-from models.scorer import RiskScorer
+from models import fairness
+from models.baseline import PointsRule
+from models.dataset import MODEL_FEATURES, build, data_hash, labelled_cohort, matrix
+from models.evaluate import ORACLE, CrossValidation, TeamOf, cross_validate, select, temporal_folds
+from models.labels import Definition
+from models.scorer import RiskScorer, gradient_boosting
 
-MODEL_FEATURES: tuple[str, ...] = ("age_years", *FEATURE_NAMES)
-TOP_SHARE = 0.05  # evaluated at the top 5% of the cohort, roughly what teams can see each week
+FLAG_LEVEL = 19  # the score rule flags the top two ventiles: the fairness audit looks at the same cut
+FAIRNESS_GROUPS = ("sex", "age_band", "district", "origin_group")
+SELECT_BY = "average_precision"
+
+__all__ = ["MODEL_FEATURES", "TrainingResult", "default_grid", "labelled_cohort", "matrix", "train"]
+
+
+def default_grid() -> dict[str, RiskScorer]:
+    """The candidates, simplest first: the points rule, logistic regressions, gradient boosting."""
+    return {
+        "points": RiskScorer(estimator=PointsRule(feature_names=MODEL_FEATURES)),
+        "logistic_C0.1": RiskScorer(C=0.1),
+        "logistic_C1": RiskScorer(C=1.0),
+        "hist_gradient_boosting": RiskScorer(estimator=gradient_boosting()),
+    }
 
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """A fitted scorer with how it was made and how it did on the held-out as-of date."""
+    """A fitted scorer with how it was chosen, how it did out of time, and its fairness audit."""
 
     model: RiskScorer
+    candidate: str
     training_as_of: tuple[date, ...]
-    holdout_as_of: date
-    metrics: dict[str, float]
+    horizon_days: int
+    definition: Definition
+    cv: CrossValidation
+    fairness: pl.DataFrame
+    gate: fairness.GateResult
     data_hash: str
     rows: int
     positives: int
+    fairness_groups: tuple[str, ...]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def holdout_as_of(self) -> date:
+        """The latest test date of the temporal cross-validation."""
+        return self.cv.folds[-1].test_as_of
 
 
-def labelled_cohort(sources: dict[str, pl.DataFrame], as_of: date, horizon_days: int) -> pl.DataFrame:
-    """The scored cohort on as_of with features and its escalation label."""
-    table, _ = feature_table(sources, as_of)
-    scored = cohort(table, sources["support_measures"], as_of)
-    return scored.with_columns(escalation(scored, sources["support_measures"], as_of, horizon_days), as_of=pl.lit(as_of))
+def train(
+    sources: dict[str, pl.DataFrame],
+    as_of_dates: list[date],
+    horizon_days: int,
+    *,
+    candidates: Mapping[str, RiskScorer] | None = None,
+    team_of: TeamOf | None = None,
+    capacity: Mapping[str, int] | None = None,
+    oracle: pl.DataFrame | None = None,
+    n_boot: int = 200,
+    min_train_dates: int = 1,
+) -> TrainingResult:
+    """Cross-validate every candidate over time, pick the best by mean AP, refit it on all dates, audit it."""
+    # One OpenMP thread: on a small shared machine gradient boosting otherwise oversubscribes the
+    # cores and a fit that takes a second takes a minute.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _train(sources, as_of_dates, horizon_days, candidates=candidates, team_of=team_of,
+                      capacity=capacity, oracle=oracle, n_boot=n_boot, min_train_dates=min_train_dates)
 
 
-def matrix(frame: pl.DataFrame) -> np.ndarray:
-    """The model's input matrix, columns in MODEL_FEATURES order, nulls as NaN."""
-    return frame.select(pl.col(c).cast(pl.Float64) for c in MODEL_FEATURES).to_numpy()
+def _train(sources, as_of_dates, horizon_days, *, candidates, team_of, capacity, oracle, n_boot, min_train_dates) -> TrainingResult:
+    candidates = dict(candidates or default_grid())
+    dataset = build(sources, as_of_dates, horizon_days)
+    folds = temporal_folds(dataset.dates, horizon_days, min_train_dates=min_train_dates)
+    cv = cross_validate(dataset, candidates, folds=folds, team_of=team_of, capacity=capacity, oracle=oracle, n_boot=n_boot)
+    chosen = select(cv, list(candidates), by=SELECT_BY)
+    everything = dataset.labelled_all()
+    model = clone(candidates[chosen]).fit(matrix(everything), everything["label"].to_numpy())
 
-
-def evaluate(model: RiskScorer, frame: pl.DataFrame) -> dict[str, float]:
-    """Ranking and calibration metrics on one labelled as-of date."""
-    y = frame["label"].to_numpy()
-    risk = model.predict_proba(matrix(frame))[:, 1]
-    k = max(1, int(round(TOP_SHARE * len(y))))
-    top = np.argsort(-risk)[:k]
-    metrics = {
-        "rows": float(len(y)),
-        "positives": float(y.sum()),
-        "brier": float(brier_score_loss(y, risk)),
-        "precision_at_top_5pct": float(y[top].mean()),
-        "recall_at_top_5pct": float(y[top].sum() / max(1, y.sum())),
-    }
-    if 0 < y.sum() < len(y):
-        metrics["roc_auc"] = float(roc_auc_score(y, risk))
-        metrics["average_precision"] = float(average_precision_score(y, risk))
-    return metrics
-
-
-def train(sources: dict[str, pl.DataFrame], as_of_dates: list[date], horizon_days: int) -> TrainingResult:
-    """Fit on all but the last as-of date, evaluate on the last, then refit on all of them."""
-    dates = sorted(as_of_dates)
-    frames = [labelled_cohort(sources, d, horizon_days) for d in dates]
-    train_frame, holdout = pl.concat(frames[:-1]), frames[-1]
-    model = RiskScorer().fit(matrix(train_frame), train_frame["label"].to_numpy())
-    metrics = evaluate(model, holdout)
-    everything = pl.concat(frames)
-    final = RiskScorer().fit(matrix(everything), everything["label"].to_numpy())
-    digest = hashlib.sha256(everything.select("as_of", "person", *MODEL_FEATURES, "label").sort("as_of", "person").write_csv().encode()).hexdigest()
+    out_of_time = cv.predictions.filter(pl.col("candidate") == chosen)
+    groups = tuple(c for c in FAIRNESS_GROUPS if c in out_of_time.columns)
+    audited = fairness.audit(out_of_time, score_col="score", label_col="label", group_cols=groups,
+                             reference_groups=fairness.LARGEST, threshold=FLAG_LEVEL)
+    summary = {f"{m}_mean": cv.mean(chosen, m) for m in ("roc_auc", "average_precision", "brier", "calibration_error",
+                                                          "precision_at_capacity", "recall_at_capacity")}
+    if ORACLE in set(cv.metrics["candidate"]):
+        summary |= {f"oracle_{m}_mean": cv.mean(ORACLE, m) for m in ("roc_auc", "average_precision", "precision_at_capacity")}
     return TrainingResult(
-        model=final,
-        training_as_of=tuple(dates),
-        holdout_as_of=dates[-1],
-        metrics=metrics,
-        data_hash=digest,
+        model=model,
+        candidate=chosen,
+        training_as_of=tuple(dataset.dates),
+        horizon_days=horizon_days,
+        definition=dataset.definition,
+        cv=cv,
+        fairness=audited,
+        gate=fairness.gate(audited),
+        data_hash=data_hash(everything),
         rows=everything.height,
         positives=int(everything["label"].sum()),
+        fairness_groups=groups,
+        metrics=summary,
     )

@@ -18,6 +18,19 @@ class Reason:
     text_en: str
     priority: int  # 1 is most urgent
     values: dict[str, Any] = field(default_factory=dict)
+    person: str | None = None  # whose reason it is; set on every reason of a family flag
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """One suppression rule that held for a flag, with the values that made it hold."""
+
+    rule_id: str
+    title_da: str
+    title_en: str
+    text_da: str
+    text_en: str
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -25,14 +38,26 @@ class FlagDraft:
     """A flag before it is stored: who, where it goes, how urgent, and why."""
 
     as_of: date
-    person: str  # pseudonym, never a CPR number
-    target: str  # "child" or "adult"
+    person: str  # pseudonym, never a CPR number; for a family flag, the member it is routed by
+    target: str  # "child", "adult" or "family"
     team: str
     priority: int  # the most urgent priority among the reasons
-    rank: int  # 1-based position in the team's list for this as-of date
+    rank: int  # 1-based position in the team's list for this as-of date; 0 when suppressed (on no list)
     queued: bool  # True when beyond the team's weekly capacity: waits, visible to the team lead
     score: int | None  # 1-20, None when the person was not scored
     probability: float | None
     model_version: str | None
     rules_version: str
     reasons: tuple[Reason, ...]
+    suppressed_by: tuple[Suppression, ...] = ()  # kept, with why, instead of being put on the list
+
+    @property
+    def suppressed(self) -> bool:
+        """True when a suppression rule keeps this flag off the team's list."""
+        return bool(self.suppressed_by)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """The persons the flag is about: the family's members in order, or the one person."""
+        named = tuple(dict.fromkeys(r.person for r in self.reasons if r.person is not None))
+        return named or (self.person,)

@@ -1,13 +1,16 @@
-"""Routing: one flag per person with all its reasons, sent to a team, ranked, and queued beyond capacity."""
+"""Routing: one flag per person or family with all its reasons, suppression applied, ranked and queued by capacity."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date
 
 import polars as pl
 
+from routing.family import family_groups
 from routing.flags import FlagDraft, Reason
+from routing.suppression import empty_history, suppress
 from routing.table import RoutingError, RoutingTable
 from rules.engine import RuleSet
 
@@ -66,9 +69,23 @@ def _reasons(hits: pl.DataFrame, ruleset: RuleSet) -> dict[str, list[Reason]]:
 
 
 def route(
-    hits: pl.DataFrame, persons: pl.DataFrame, ruleset: RuleSet, table: RoutingTable, *, as_of: date
+    hits: pl.DataFrame,
+    persons: pl.DataFrame,
+    ruleset: RuleSet,
+    table: RoutingTable,
+    *,
+    as_of: date,
+    families: pl.DataFrame | None = None,
+    history: pl.DataFrame | None = None,
 ) -> list[FlagDraft]:
-    """One flag per person with hits, ordered per team by (priority, score desc, person); over capacity → queued."""
+    """Flags with all their reasons: suppressed ones kept aside, linked family members merged, ranked per team.
+
+    Each flagged person is routed and checked against the suppression rules (with `history`, the
+    recent decisions from the casework store). Of the rest, parents and children that are both
+    flagged (`families`: parent, child) become one family flag, routed as target "family" by its
+    lead, the youngest child. Each team's list is ordered by (priority, score desc, person); beyond
+    the team's weekly capacity flags are queued. Suppressed flags get rank 0 and are never queued.
+    """
     if hits.is_empty():
         return []
     flagged_ids = hits.select("person").unique()
@@ -79,6 +96,28 @@ def route(
     repeated = flagged.filter(pl.col("person").is_duplicated())["person"].n_unique()
     if repeated:
         raise RoutingError(f"persons must have one row per person; {repeated} flagged person(s) have more")
+    most_urgent = hits.group_by("person").agg(pl.col("priority").min().cast(pl.Int64))
+    routed = assign_teams(flagged, table).join(most_urgent, on="person")
+    suppressed = suppress(routed, ruleset, table, empty_history() if history is None else history, as_of)
+    active = routed.filter(~pl.col("person").is_in(list(suppressed)))
+    groups = family_groups(active, families)
+    reasons = _reasons(hits, ruleset)
+
+    # A family is ranked and routed as one: by its lead's row, its most urgent reason and its highest score.
+    in_family = active.join(groups, on="person")
+    scores = in_family.sort(["score", "member"], descending=[True, False], nulls_last=True).group_by("family").agg(
+        pl.col("score", "probability", "model_version").first(), pl.col("priority").min()
+    )
+    family_rows = (
+        in_family.filter(pl.col("member") == 1)
+        .drop("team", "score", "probability", "model_version", "priority")
+        .join(scores, on="family")
+        .with_columns(target=pl.lit("family"))
+    )
+    family_rows = assign_teams(family_rows.drop("family", "member"), table).join(
+        family_rows.select("person", "family"), on="person"
+    )
+    singles = active.join(groups, on="person", how="anti").with_columns(family=pl.lit(None, dtype=pl.String))
     teams = pl.DataFrame(
         {
             "team": [t.id for t in table.teams],
@@ -86,10 +125,9 @@ def route(
             "capacity": [t.weekly_capacity for t in table.teams],
         }
     )
-    most_urgent = hits.group_by("person").agg(pl.col("priority").min().cast(pl.Int64))
+    columns = [*_FLAG_COLUMNS, "team", "priority", "family"]
     ranked = (
-        assign_teams(flagged, table)
-        .join(most_urgent, on="person")
+        pl.concat([singles.select(columns), family_rows.select(columns)], how="vertical_relaxed")
         .join(teams, on="team")
         .sort(
             ["team_order", "priority", "score", "person"],
@@ -99,13 +137,26 @@ def route(
         .with_columns(rank=pl.int_range(1, pl.len() + 1).over("team"))
         .with_columns(queued=pl.col("rank") > pl.col("capacity"))
     )
-    reasons = _reasons(hits, ruleset)
-    return [
-        FlagDraft(
+    members: dict[str, list[str]] = {}
+    for family, person in groups.sort("family", "member").select("family", "person").iter_rows():
+        members.setdefault(family, []).append(person)
+
+    def flag(row: dict, flag_reasons: tuple[Reason, ...], suppressed_by: tuple = ()) -> FlagDraft:
+        return FlagDraft(
             as_of=as_of, person=row["person"], target=row["target"], team=row["team"],
             priority=row["priority"], rank=row["rank"], queued=row["queued"], score=row["score"],
             probability=row["probability"], model_version=row["model_version"],
-            rules_version=ruleset.version, reasons=tuple(reasons[row["person"]]),
+            rules_version=ruleset.version, reasons=flag_reasons, suppressed_by=suppressed_by,
         )
-        for row in ranked.select(*_FLAG_COLUMNS, "team", "priority", "rank", "queued").iter_rows(named=True)
-    ]
+
+    drafts = []
+    for row in ranked.select(*columns, "rank", "queued").iter_rows(named=True):
+        if row["family"] is None:
+            drafts.append(flag(row, tuple(reasons[row["person"]])))
+        else:
+            named = tuple(replace(r, person=m) for m in members[row["family"]] for r in reasons[m])
+            drafts.append(flag(row, named))
+    kept = routed.filter(pl.col("person").is_in(list(suppressed))).sort("team", "person")
+    for row in kept.with_columns(rank=pl.lit(0), queued=pl.lit(False)).iter_rows(named=True):
+        drafts.append(flag(row, tuple(reasons[row["person"]]), suppressed[row["person"]]))
+    return drafts

@@ -22,18 +22,38 @@ PERSON_SCHEMA: dict[str, pl.DataType] = {
     "substance_treatment_365d": pl.Int64(),
     "benefit_weeks_365d": pl.Int64(),
     "children_in_household": pl.Int64(),
+    # From the CPR register through the link stage; null until a source supplies them.
+    "moved_away": pl.Boolean(),
+    "deceased": pl.Boolean(),
 }
 # A rule about one named pseudonym would be a decision about a person, not a rule.
 READABLE_COLUMNS: tuple[str, ...] = tuple(c for c in PERSON_SCHEMA if c != "person")
 TARGETS = ("child", "adult")
+
+# What suppression rules read besides the person: where routing sends the flag, and the latest
+# human decision on an earlier flag for the same person (routing/suppression.py fills these in).
+FLAG_CONTEXT_SCHEMA: dict[str, pl.DataType] = {
+    "team": pl.String(),
+    "department": pl.String(),
+    "case_department": pl.String(),
+    "priority": pl.Int64(),
+    "last_decision": pl.String(),
+    "days_since_decision": pl.Int64(),
+    "priority_at_decision": pl.Int64(),
+    "days_until_deferral_ends": pl.Int64(),
+}
+SUPPRESSION_SCHEMA: dict[str, pl.DataType] = PERSON_SCHEMA | FLAG_CONTEXT_SCHEMA
+SUPPRESSION_COLUMNS: tuple[str, ...] = tuple(c for c in SUPPRESSION_SCHEMA if c != "person")
 
 
 class ConditionError(ValueError):
     """A condition that cannot be used; the caller adds where it was found."""
 
 
-def parse_condition(condition: object) -> tuple[pl.Expr, tuple[str, ...]]:
-    """The polars expression of a SQL boolean condition and the columns it reads, or ConditionError."""
+def parse_condition(
+    condition: object, schema: dict[str, pl.DataType] = PERSON_SCHEMA
+) -> tuple[pl.Expr, tuple[str, ...]]:
+    """The polars expression of a SQL boolean condition over schema's columns and the columns it reads."""
     if not isinstance(condition, str) or not condition.strip():
         raise ConditionError(f"expected a SQL boolean expression such as 'score >= 17', got {condition!r}")
     try:
@@ -43,13 +63,14 @@ def parse_condition(condition: object) -> tuple[pl.Expr, tuple[str, ...]]:
     columns = tuple(dict.fromkeys(expr.meta.root_names()))
     if not columns:
         raise ConditionError(f"{condition!r} reads no column, so it would be the same for everyone")
-    unknown = [c for c in columns if c not in READABLE_COLUMNS]
+    readable = [c for c in schema if c != "person"]
+    unknown = [c for c in columns if c not in readable]
     if unknown:
-        raise ConditionError(f"{condition!r} uses unknown column(s) {unknown}; allowed: {list(READABLE_COLUMNS)}")
+        raise ConditionError(f"{condition!r} uses unknown column(s) {unknown}; allowed: {readable}")
     # Evaluating on a typed row of unknowns catches type errors (text compared with a number) at load
     # time, and a condition that holds when nothing is known (IS NULL, COALESCE) breaks "unknown never fires".
     try:
-        result = pl.DataFrame([dict.fromkeys(PERSON_SCHEMA)], schema=PERSON_SCHEMA).select(expr.alias("result"))
+        result = pl.DataFrame([dict.fromkeys(schema)], schema=schema).select(expr.alias("result"))
     except Exception as exc:
         raise ConditionError(f"{condition!r} cannot be evaluated: {str(exc).splitlines()[0]}") from None
     if result.schema["result"] != pl.Boolean:
@@ -61,17 +82,21 @@ def parse_condition(condition: object) -> tuple[pl.Expr, tuple[str, ...]]:
     return expr, columns
 
 
-def column_kind(column: str) -> str:
+def column_kind(column: str, schema: dict[str, pl.DataType] = PERSON_SCHEMA) -> str:
     """The kind of value a column holds, in words for error messages."""
-    dtype = PERSON_SCHEMA[column]
+    dtype = schema[column]
+    if dtype == pl.Boolean:
+        return "true or false"
     return "text" if dtype == pl.String else "a whole number" if dtype == pl.Int64 else "a number"
 
 
-def fits_column(column: str, value: object) -> bool:
-    """Whether a plain YAML value can stand in the given person column (None always can)."""
+def fits_column(column: str, value: object, schema: dict[str, pl.DataType] = PERSON_SCHEMA) -> bool:
+    """Whether a plain YAML value can stand in the given column (None always can)."""
     if value is None:
         return True
-    dtype = PERSON_SCHEMA[column]
+    dtype = schema[column]
+    if dtype == pl.Boolean:
+        return isinstance(value, bool)
     if isinstance(value, bool):
         return False
     if dtype == pl.String:

@@ -14,7 +14,7 @@ import polars as pl
 
 from rules.conditions import (
     PERSON_SCHEMA,
-    READABLE_COLUMNS,
+    SUPPRESSION_SCHEMA,
     TARGETS,
     ConditionError,
     column_kind,
@@ -26,17 +26,21 @@ from rules.yamlfile import load_yaml
 
 RULES_DIR = Path(__file__).parent
 PRIORITIES = (1, 2, 3)
-_FILE_KEYS = {"version", "owner", "rules"}
-_FILE_OPTIONAL = {"description"}
+_FILE_KEYS = {"version", "owner"}
+# A file holds flag rules or suppression rules, never both: they read different columns.
+_FILE_KINDS = ("rules", "suppressions")
+_FILE_OPTIONAL = {"description", *_FILE_KINDS}
 _RULE_KEYS = {
     "id", "title_da", "title_en", "rationale", "owner", "legal_basis", "valid_from",
     "target", "priority", "condition", "reason_da", "reason_en", "tests",
 }
+_SUPPRESSION_KEYS = _RULE_KEYS - {"target", "priority"}
 _CASE_KEYS = {"case", "given", "fires"}
 _CASE_OPTIONAL = {"reason_da", "reason_en"}
 # Ids end up in the casework store and in URLs: keep them plain.
 _RULE_ID = re.compile(r"^[a-z][a-z0-9-]*$")
 _EMPTY_HITS = pl.DataFrame(schema={"person": pl.String, "rule_id": pl.String, "priority": pl.Int8})
+_EMPTY_SUPPRESSIONS = pl.DataFrame(schema={"person": pl.String, "rule_id": pl.String})
 
 
 class RuleError(ValueError):
@@ -83,6 +87,46 @@ class Rule:
         template = self.reason_da if language == "da" else self.reason_en
         return fill(template, {c: values.get(c) for c in self.value_columns}, language)
 
+    def case_row(self, given: dict[str, Any]) -> dict[str, Any]:
+        """A row of the rule's input with the case's values; everything else unknown."""
+        return dict.fromkeys(PERSON_SCHEMA) | {"person": "case", "target": self.target} | given
+
+    schema = PERSON_SCHEMA
+
+
+@dataclass(frozen=True)
+class SuppressionRule:
+    """A reason to keep a flag off the team's list (it is still stored, with this reason)."""
+
+    file: str
+    id: str
+    title_da: str
+    title_en: str
+    rationale: str
+    owner: str
+    legal_basis: str
+    valid_from: date
+    condition: str
+    reason_da: str
+    reason_en: str
+    tests: tuple[RuleCase, ...]
+    value_columns: tuple[str, ...]
+
+    def fires(self) -> pl.Expr:
+        """True for flags whose condition holds; unknown (null) never suppresses."""
+        return pl.sql_expr(self.condition).fill_null(False)
+
+    def reason_text(self, values: dict[str, Any], language: str) -> str:
+        """Why the flag was suppressed, in Danish ("da") or English ("en")."""
+        template = self.reason_da if language == "da" else self.reason_en
+        return fill(template, {c: values.get(c) for c in self.value_columns}, language)
+
+    def case_row(self, given: dict[str, Any]) -> dict[str, Any]:
+        """A row of the suppression input with the case's values; everything else unknown."""
+        return dict.fromkeys(SUPPRESSION_SCHEMA) | {"person": "case"} | given
+
+    schema = SUPPRESSION_SCHEMA
+
 
 @dataclass(frozen=True)
 class RuleFile:
@@ -99,6 +143,7 @@ class RuleSet:
     files: tuple[RuleFile, ...]
     rules: tuple[Rule, ...]
     version: str
+    suppressions: tuple[SuppressionRule, ...] = ()
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id, or RuleError listing the ids there are."""
@@ -106,6 +151,13 @@ class RuleSet:
             if rule.id == rule_id:
                 return rule
         raise RuleError(f"no rule '{rule_id}'; rules: {[r.id for r in self.rules]}")
+
+    def suppression(self, rule_id: str) -> SuppressionRule:
+        """The suppression rule with this id, or RuleError listing the ids there are."""
+        for rule in self.suppressions:
+            if rule.id == rule_id:
+                return rule
+        raise RuleError(f"no suppression rule '{rule_id}'; suppression rules: {[r.id for r in self.suppressions]}")
 
 
 @dataclass(frozen=True)
@@ -142,7 +194,7 @@ def _text(spec: dict[str, Any], key: str, where: str) -> str:
     return value.strip()
 
 
-def _case(spec: Any, index: int, rule_where: str) -> RuleCase:
+def _case(spec: Any, index: int, rule_where: str, schema: dict[str, pl.DataType]) -> RuleCase:
     name = spec.get("case") if isinstance(spec, dict) else None
     where = f"{rule_where}, case '{name}'" if isinstance(name, str) else f"{rule_where}, case #{index + 1}"
     _check_keys(spec, _CASE_KEYS, _CASE_OPTIONAL, where)
@@ -150,11 +202,12 @@ def _case(spec: Any, index: int, rule_where: str) -> RuleCase:
     given = spec["given"]
     if not isinstance(given, dict):
         raise RuleError(f"{where}, key 'given': expected a mapping of column: value, got {given!r}")
+    readable = [c for c in schema if c != "person"]
     for column, value in given.items():
-        if column not in READABLE_COLUMNS:
-            raise RuleError(f"{where}, key 'given': unknown column '{column}'; allowed: {list(READABLE_COLUMNS)}")
-        if not fits_column(column, value):
-            raise RuleError(f"{where}, key 'given': {column}: {value!r} is not {column_kind(column)} or null")
+        if column not in readable:
+            raise RuleError(f"{where}, key 'given': unknown column '{column}'; allowed: {readable}")
+        if not fits_column(column, value, schema):
+            raise RuleError(f"{where}, key 'given': {column}: {value!r} is not {column_kind(column, schema)} or null")
     if not isinstance(spec["fires"], bool):
         raise RuleError(f"{where}, key 'fires': expected true or false, got {spec['fires']!r}")
     for key in _CASE_OPTIONAL & spec.keys():
@@ -164,10 +217,13 @@ def _case(spec: Any, index: int, rule_where: str) -> RuleCase:
     return RuleCase(spec["case"].strip(), dict(given), spec["fires"], spec.get("reason_da"), spec.get("reason_en"))
 
 
-def _rule(file: str, spec: Any, index: int) -> Rule:
+def _rule(file: str, spec: Any, index: int, kind: str = "rules") -> Rule | SuppressionRule:
+    suppression = kind == "suppressions"
+    noun = "suppression rule" if suppression else "rule"
+    schema = SUPPRESSION_SCHEMA if suppression else PERSON_SCHEMA
     rule_id = spec.get("id") if isinstance(spec, dict) else None
-    where = f"{file}: rule '{rule_id}'" if isinstance(rule_id, str) else f"{file}: rule #{index + 1}"
-    _check_keys(spec, _RULE_KEYS, set(), where)
+    where = f"{file}: {noun} '{rule_id}'" if isinstance(rule_id, str) else f"{file}: {noun} #{index + 1}"
+    _check_keys(spec, _SUPPRESSION_KEYS if suppression else _RULE_KEYS, set(), where)
     if not isinstance(rule_id, str) or not _RULE_ID.match(rule_id):
         raise RuleError(
             f"{where}, key 'id': {rule_id!r} must be lowercase letters, digits and '-', like 'child-school-absence'"
@@ -175,32 +231,38 @@ def _rule(file: str, spec: Any, index: int) -> Rule:
     texts = {k: _text(spec, k, where) for k in ("title_da", "title_en", "rationale", "owner", "legal_basis")}
     if type(spec["valid_from"]) is not date:  # a datetime is a date too, but a rule starts on a day
         raise RuleError(f"{where}, key 'valid_from': expected a date like 2025-01-01, got {spec['valid_from']!r}")
-    if spec["target"] not in TARGETS:
+    if not suppression and spec["target"] not in TARGETS:
         raise RuleError(f"{where}, key 'target': {spec['target']!r} is not one of {list(TARGETS)}")
-    if isinstance(spec["priority"], bool) or spec["priority"] not in PRIORITIES:
+    if not suppression and (isinstance(spec["priority"], bool) or spec["priority"] not in PRIORITIES):
         raise RuleError(
             f"{where}, key 'priority': {spec['priority']!r} is not one of {list(PRIORITIES)} (1 is most urgent)"
         )
     try:
-        _, condition_columns = parse_condition(spec["condition"])
+        _, condition_columns = parse_condition(spec["condition"], schema)
     except ConditionError as exc:
         raise RuleError(f"{where}, key 'condition': {exc}") from None
     fields: list[str] = []
     for key in ("reason_da", "reason_en"):
         try:
-            fields += template_fields(spec[key], READABLE_COLUMNS)
+            fields += template_fields(spec[key], tuple(c for c in schema if c != "person"))
         except TemplateError as exc:
             raise RuleError(f"{where}, key '{key}': {exc}") from None
     cases = spec["tests"]
     if not isinstance(cases, list):
         raise RuleError(f"{where}, key 'tests': expected a list of cases, got {cases!r}")
-    tests = tuple(_case(case, i, where) for i, case in enumerate(cases))
+    tests = tuple(_case(case, i, where, schema) for i, case in enumerate(cases))
     # A rule is only shown to work when a case makes it fire and another keeps it quiet.
     if {True, False} - {case.fires for case in tests}:
         raise RuleError(f"{where}, key 'tests': needs at least one case with fires: true and one with fires: false")
     names = [case.name for case in tests]
     if len(set(names)) < len(names):
         raise RuleError(f"{where}, key 'tests': case names must differ, got {names}")
+    if suppression:
+        return SuppressionRule(
+            file=file, id=rule_id, **texts, valid_from=spec["valid_from"], condition=spec["condition"].strip(),
+            reason_da=spec["reason_da"].strip(), reason_en=spec["reason_en"].strip(), tests=tests,
+            value_columns=tuple(dict.fromkeys([*condition_columns, *fields])),
+        )
     return Rule(
         file=file, id=rule_id, **texts, valid_from=spec["valid_from"], target=spec["target"],
         priority=spec["priority"], condition=spec["condition"].strip(), reason_da=spec["reason_da"].strip(),
@@ -227,7 +289,7 @@ def _rule_paths(source: Path | str | Iterable[Path | str]) -> list[Path]:
 
 def load_rules(source: Path | str | Iterable[Path | str] = RULES_DIR) -> RuleSet:
     """Every rule in a folder of rule files (default: the files beside this module) or a list of files."""
-    files, rules, defined_in = [], [], {}
+    files, rules, suppressions, defined_in = [], [], [], {}
     for path in _rule_paths(source):
         try:
             raw = path.read_bytes()
@@ -237,19 +299,29 @@ def load_rules(source: Path | str | Iterable[Path | str] = RULES_DIR) -> RuleSet
         if not isinstance(data["version"], str):
             raise RuleError(f"{path.name}, key 'version': expected quoted text like '2025.1', got {data['version']!r}")
         owner = _text(data, "owner", path.name)
-        if not isinstance(data["rules"], list) or not data["rules"]:
-            raise RuleError(f"{path.name}, key 'rules': expected a non-empty list of rules")
-        for index, spec in enumerate(data["rules"]):
-            rule = _rule(path.name, spec, index)
+        kinds = [kind for kind in _FILE_KINDS if kind in data]
+        if len(kinds) != 1:
+            raise RuleError(
+                f"{path.name}: give exactly one of the keys 'rules' (rules that flag) or 'suppressions' "
+                f"(rules that keep a flag off the list), got {kinds or 'neither'}"
+            )
+        kind = kinds[0]
+        if not isinstance(data[kind], list) or not data[kind]:
+            raise RuleError(f"{path.name}, key '{kind}': expected a non-empty list of rules")
+        for index, spec in enumerate(data[kind]):
+            rule = _rule(path.name, spec, index, kind)
+            noun = "suppression rule" if kind == "suppressions" else "rule"
             if rule.id in defined_in:
-                raise RuleError(f"{path.name}: rule '{rule.id}', key 'id': already defined in {defined_in[rule.id]}")
+                raise RuleError(f"{path.name}: {noun} '{rule.id}', key 'id': already defined in {defined_in[rule.id]}")
             defined_in[rule.id] = path.name
-            rules.append(rule)
+            (suppressions if kind == "suppressions" else rules).append(rule)
         files.append(RuleFile(path.name, data["version"], owner, hashlib.sha256(raw).hexdigest()))
     files.sort(key=lambda f: f.name)
     digest = hashlib.sha256("".join(f"{f.name}\0{f.sha256}\0" for f in files).encode()).hexdigest()
     declared = "+".join(f"{Path(f.name).stem}@{f.version}" for f in files)
-    return RuleSet(files=tuple(files), rules=tuple(rules), version=f"{declared}#{digest[:12]}")
+    return RuleSet(
+        files=tuple(files), rules=tuple(rules), version=f"{declared}#{digest[:12]}", suppressions=tuple(suppressions)
+    )
 
 
 def evaluate(ruleset: RuleSet, persons: pl.DataFrame, *, as_of: date | None = None) -> pl.DataFrame:
@@ -277,10 +349,25 @@ def evaluate(ruleset: RuleSet, persons: pl.DataFrame, *, as_of: date | None = No
     return hits.sort("person", "priority", "rule_id").collect()
 
 
-def run_case(rule: Rule, case: RuleCase) -> TestFailure | None:
+def evaluate_suppressions(ruleset: RuleSet, flags: pl.DataFrame, *, as_of: date | None = None) -> pl.DataFrame:
+    """One row per suppression rule that holds for a flagged person: person, rule_id and the values it read."""
+    rules = [r for r in ruleset.suppressions if as_of is None or r.valid_from <= as_of]
+    needed = {"person"} | {c for r in rules for c in r.value_columns}
+    missing = sorted(needed - set(flags.columns))
+    if missing:
+        raise RuleError(f"flags lack column(s) {missing} that the suppression rules read; expected: {list(SUPPRESSION_SCHEMA)}")
+    frame = flags.lazy()
+    per_rule = [
+        frame.filter(rule.fires()).select("person", pl.lit(rule.id).alias("rule_id"), *rule.value_columns)
+        for rule in rules
+    ]
+    return pl.concat([_EMPTY_SUPPRESSIONS.lazy(), *per_rule], how="diagonal_relaxed").collect()
+
+
+def run_case(rule: Rule | SuppressionRule, case: RuleCase) -> TestFailure | None:
     """Run one embedded case through the rule's own expression; None when it behaves as written."""
-    row = dict.fromkeys(PERSON_SCHEMA) | {"person": "case", "target": rule.target} | case.given
-    fired = pl.DataFrame([row], schema=PERSON_SCHEMA).select(rule.fires()).item()
+    row = rule.case_row(case.given)
+    fired = pl.DataFrame([row], schema=rule.schema).select(rule.fires()).item()
     if fired != case.fires:
         outcome = "fired" if fired else "did not fire"
         problem = f"expected fires: {case.fires}, but it {outcome} on {case.given}"
@@ -293,4 +380,5 @@ def run_case(rule: Rule, case: RuleCase) -> TestFailure | None:
 
 def run_embedded_tests(ruleset: RuleSet) -> list[TestFailure]:
     """Every embedded case of every rule that does not behave as its file says."""
-    return [failure for rule in ruleset.rules for case in rule.tests if (failure := run_case(rule, case))]
+    every = (*ruleset.rules, *ruleset.suppressions)
+    return [failure for rule in every for case in rule.tests if (failure := run_case(rule, case))]

@@ -7,6 +7,7 @@ from typing import Any
 
 LANGUAGES = ("da", "en")
 _UNKNOWN = {"da": "ukendt", "en": "unknown"}
+_YES_NO = {"da": {True: "ja", False: "nej"}, "en": {True: "yes", False: "no"}}
 # Danish writes 1.234,5 where English writes 1,234.5.
 _SEPARATORS = {"da": str.maketrans({",": ".", ".": ","}), "en": str.maketrans({})}
 # A unit belongs to the column, so a text never says "ukendt %"; Danish puts a space before %.
@@ -42,6 +43,8 @@ def format_value(value: Any, language: str) -> str:
     """A value as a reader of the language expects it: 1.234 and 17,5 in Danish, 1,234 and 17.5 in English."""
     if value is None:
         return _UNKNOWN[language]
+    if isinstance(value, bool):
+        return _YES_NO[language][value]
     if isinstance(value, float) and round(value, 1).is_integer():
         value = int(round(value))
     if isinstance(value, int) and not isinstance(value, bool):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def read_extract(folder: Path, source: Source) -> Extract:
     """Read `<source.file>.parquet` or `.csv` from folder; raises ExtractError for whole-file problems."""
     path = _locate(Path(folder), source)
     frame = _read_parquet(path) if path.suffix == ".parquet" else _read_csv(path, source)
+    if source.version and source.version not in frame.columns and frame.width:
+        # A register that never sends corrections has no version column: every row is a first version.
+        frame = frame.with_columns(pl.lit(1 if path.suffix == ".parquet" else "1").alias(source.version))
     ignored = _check_columns(path, frame, source)
     if frame.height == 0:
         raise ExtractError(f"{path}: the file has no data rows; ask {source.owner} for a complete extract.")
@@ -72,15 +76,7 @@ def _read_parquet(path: Path) -> pl.DataFrame:
 
 
 def _read_csv(path: Path, source: Source) -> pl.DataFrame:
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ExtractError(
-            f"{path}: line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x}); the file was probably "
-            "saved as Windows-1252/Latin-1. Re-export it as UTF-8."
-        ) from exc
+    text = _decode(path, path.read_bytes())
     # A blank line at the very end is an export artefact, not a row; blank lines inside stay
     # rows so they are quarantined where they are.
     text = text.rstrip("\r\n")
@@ -105,6 +101,32 @@ def _read_csv(path: Path, source: Source) -> pl.DataFrame:
     except pl.exceptions.PolarsError as exc:
         problem = _ragged_line(text, separator, len(header)) or str(exc)
         raise ExtractError(f"{path}: cannot be read as CSV: {problem}") from exc
+
+
+# A UTF-8 encoded letter beyond ASCII: a lead byte and its continuation byte(s).
+_UTF8_LETTER = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}")
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """UTF-8 (with or without BOM), else Windows-1252/Latin-1 as Danish systems export; never a mix."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad_line = raw[: exc.start].count(b"\n") + 1
+        bad_byte = raw[exc.start]
+    utf8 = _UTF8_LETTER.search(raw)
+    if utf8 is not None:
+        good_line = raw[: utf8.start()].count(b"\n") + 1
+        raise ExtractError(
+            f"{path}: mixed encodings: line {good_line} is UTF-8 but line {bad_line} is not (byte 0x{bad_byte:02x}, "
+            "Latin-1/Windows-1252?). Letters like æ, ø, å would be garbled; re-export the whole file in one "
+            "encoding, preferably UTF-8."
+        )
+    # Windows-1252 leaves five bytes undefined; Latin-1 reads them, so nothing is lost.
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def _ragged_line(text: str, separator: str, width: int) -> str | None:

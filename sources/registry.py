@@ -14,7 +14,8 @@ _SOURCE_KEYS = {
     "title", "sector", "owner", "legal_basis", "retention_days", "file",
     "keys", "event_date", "known_date", "columns",
 }
-_COLUMN_KEYS = {"type", "personal", "person_id", "nullable", "values", "pattern", "min", "max"}
+_OPTIONAL_SOURCE_KEYS = {"version", "keep_real_id"}
+_COLUMN_KEYS = {"type", "personal", "person_id", "nullable", "values", "pattern", "min", "max", "references"}
 
 
 class RegistryError(ValueError):
@@ -32,6 +33,8 @@ class Column:
     pattern: str | None = None
     min: float | None = None
     max: float | None = None
+    # "source.column" whose values this column must be one of (e.g. a person in the population).
+    references: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,10 @@ class Source:
     event_date: str
     known_date: str
     columns: tuple[Column, ...]
+    # Column numbering corrections: a row with a higher version supersedes the row with the same keys.
+    version: str | None = None
+    # The real CPR number is kept (encrypted store, caseworker view) only where a caseworker may need it.
+    keep_real_id: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -80,6 +87,7 @@ def _column(source: str, name: str, spec: Any) -> Column:
         pattern=spec.get("pattern"),
         min=spec.get("min"),
         max=spec.get("max"),
+        references=spec.get("references"),
     )
 
 
@@ -89,9 +97,10 @@ def _source(name: str, spec: Any) -> Source:
     missing = _SOURCE_KEYS - set(spec)
     if missing:
         raise RegistryError(f"source '{name}': missing key(s) {sorted(missing)}")
-    unknown = set(spec) - _SOURCE_KEYS
+    unknown = set(spec) - _SOURCE_KEYS - _OPTIONAL_SOURCE_KEYS
     if unknown:
-        raise RegistryError(f"source '{name}': unknown key(s) {sorted(unknown)}; allowed: {sorted(_SOURCE_KEYS)}")
+        allowed = sorted(_SOURCE_KEYS | _OPTIONAL_SOURCE_KEYS)
+        raise RegistryError(f"source '{name}': unknown key(s) {sorted(unknown)}; allowed: {allowed}")
     if not str(spec["legal_basis"]).strip():
         raise RegistryError(f"source '{name}', key 'legal_basis': every source needs a legal basis")
     columns = tuple(_column(name, col, col_spec) for col, col_spec in spec["columns"].items())
@@ -102,6 +111,9 @@ def _source(name: str, spec: Any) -> Source:
     for key in spec["keys"]:
         if key not in names:
             raise RegistryError(f"source '{name}', key 'keys': column '{key}' is not in columns")
+    version = spec.get("version")
+    if version is not None and (version not in names or next(c for c in columns if c.name == version).type != "int"):
+        raise RegistryError(f"source '{name}', key 'version': '{version}' must name an int column")
     return Source(
         name=name,
         title=spec["title"],
@@ -114,6 +126,8 @@ def _source(name: str, spec: Any) -> Source:
         event_date=spec["event_date"],
         known_date=spec["known_date"],
         columns=columns,
+        version=version,
+        keep_real_id=bool(spec.get("keep_real_id", False)),
     )
 
 
@@ -122,4 +136,15 @@ def load_registry(path: Path = REGISTRY_FILE) -> dict[str, Source]:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(raw, dict) or not raw:
         raise RegistryError(f"{path}: expected a mapping of source name -> description")
-    return {name: _source(name, spec) for name, spec in raw.items()}
+    sources = {name: _source(name, spec) for name, spec in raw.items()}
+    for source in sources.values():
+        for column in source.columns:
+            if column.references is None:
+                continue
+            target, _, target_column = column.references.partition(".")
+            if target not in sources or target_column not in sources[target].column_names:
+                raise RegistryError(
+                    f"source '{source.name}', column '{column.name}', key 'references': "
+                    f"'{column.references}' is not a registered source.column"
+                )
+    return sources

@@ -2,19 +2,33 @@
 
 The causal story, which the pipeline has to rediscover from the registers alone:
 
-1. Residents live in households. Families with children have one or two parents; the rest are
-   adults living without children. Each household lives in one of four school districts.
-2. Some families carry hidden parental problems, each with an onset date: substance abuse
-   (about 9% of children have a parent with alcohol or drug problems), mental illness, and a
-   propensity for long spells on benefits.
-3. From an onset on, a child's weekly *strain* rises. Strain raises the child's school absence,
-   the rate of notifications (underretninger) from school, daycare, health staff and police, and
-   the weekly hazard of a support measure or placement. Teenagers may also develop their own
-   behavioural problems, the most common placement reason, which no parental register shows.
-4. A parent with substance abuse starts treatment with a small weekly hazard (most abusers go
-   untreated for years); treatment halves the strain the abuse puts on the children.
-5. Every register row has an event date and a later knowledge date, after a delay typical of
-   its source (treatment starts reach the municipality weeks late).
+1. Residents live in households in one of four school districts. Families with children have one
+   or two parents; the other residents are adults without children at home. Households move in
+   and out of the municipality (some come back), children are born, older adults die.
+2. Some households carry hidden problems, each with an onset date: a parent's alcohol abuse
+   (about 9% of children have such a parent), drug abuse, mental illness, and a propensity for
+   long spells on benefits. District deprivation makes each a little more likely.
+3. Adults' problems show in the adult registers, weeks to months before anything reaches the
+   child-welfare office: abuse leads (rarely, after years) to treatment courses and to police
+   contacts; mental illness to psychiatric contacts; abuse, illness and benefit spells raise the
+   risk of an eviction notice, an eviction and, for adults alone, homelessness; adults with abuse
+   or illness receive adult social services.
+4. From an onset on, each child in the household carries a weekly *strain*: abuse (halved once
+   treatment has started), mental illness, benefit spells and a recent eviction all add to it.
+   Strain raises the child's school absence and missed health-visitor and dental visits at once,
+   the rate of notifications (underretninger) a little later, and, through the notifications of
+   the last year, the hazard of an investigation and then a support measure or placement: the
+   signals come months before the measure. Teenagers may also develop their own behavioural
+   problems (the most frequent placement reason), which no parental register shows.
+5. Every register row has an event date and a later knowledge date, after a delay typical of its
+   source (treatment courses reach the municipality weeks late); rows not yet known on the
+   extract date are not in the extract.
+
+With `mess` > 0 the extracts get the faults of real deliveries, each on about that share of an
+event register's rows: late arrivals (known 1-6 months late), corrections (a copy with a changed
+value, version 2, known later), exact duplicates, re-deliveries (the same row known again later,
+counted as near duplicates), and ids that match no one in the population (a tenth of the share).
+What was injected is counted in `Municipality.mess`.
 
 The hidden variables and each child's true 12-month escalation risk at the end date (the
 oracle) go to a separate ground-truth table, for evaluation only; the pipeline never reads it.
@@ -22,61 +36,91 @@ oracle) go to a separate ground-truth table, for evaluation only; the pipeline n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+import json
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 DISTRICTS = ("Nord", "Syd", "Øst", "Vest")
-# Deprivation differs between districts; it raises the chance of parental problems a little.
+# Deprivation differs between districts; it raises the chance of household problems a little.
 DISTRICT_PROBLEM_FACTOR = np.array([1.3, 0.8, 1.0, 1.1])
 # The family team that holds a child's case, by school district (team ids of routing/teams.yaml).
 FAMILY_TEAMS = {"Nord": "familie-nord", "Syd": "familie-syd", "Øst": "familie-oest", "Vest": "familie-vest"}
 BENEFITS = ("unemployment", "cash_benefit", "sickness", "flex_job")
-MEASURE_WEEKS_OPEN = 104
+STREETS = ("Ærøgade", "Søndre Allé", "Åboulevard", "Østerbrogade", "Nørregade", "Vestergade", "Møllevej", "Skovbrynet")
+# Health-visitor visits at these ages in days (the Danish programme's first year), dental care yearly.
+HEALTH_VISIT_AGES = (7, 60, 120, 240, 330)
+FORMATS = ("parquet", "csv-dk")
+# Danish CSV exports come both ways; which source gets which is fixed so tests can rely on it.
+LATIN1_SOURCES = frozenset({"population", "school_absence", "notifications", "evictions", "police_contacts"})
+ID_LIKE = ("person_id", "parent_id", "child_id")
+# Per source: the column a correction changes (float columns are perturbed, coded ones recoded).
+CORRECTABLE = {
+    "population": "district", "population_events": None, "family_relations": None, "school_absence": "absence_pct",
+    "health_visits": "outcome", "notifications": "notifier", "child_investigations": None, "support_measures": "team",
+    "substance_treatment": "end_date", "psychiatric_contacts": None, "benefits": "benefit", "police_contacts": "role",
+    "evictions": "arrears_dkk", "homelessness": "situation", "adult_services": "end_date",
+}
 
 
 @dataclass(frozen=True)
 class SynthSpec:
-    """How big, which seed, and which stretch of register history."""
+    """How big, which seed, which stretch of register history, and how messy the extracts are."""
 
     persons: int
     seed: int
     start: date
     end: date
+    mess: float = 0.0
 
 
 @dataclass(frozen=True)
 class Municipality:
-    """The generated registers (one frame per source in the registry) and the hidden truth."""
+    """The generated registers (one frame per source in the registry), the hidden truth and the injected mess."""
 
     extracts: dict[str, pl.DataFrame]
     ground_truth: pl.DataFrame
+    mess: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Each child's true 12-month escalation risk at every simulated week (person_id, week,
+    # oracle_risk_12m): the best possible score on any as-of date, for evaluation only.
+    oracle: pl.DataFrame | None = None
 
-    def write(self, out: Path) -> Path:
-        """Write extracts as Parquet to out/extracts and the truth to out/ground_truth.parquet."""
-        folder = out / "extracts"
+    def write(self, out: Path, format: str = "parquet") -> Path:
+        """Write extracts to out/extracts (Parquet, or Danish CSV) and the truth beside them, not among them."""
+        if format not in FORMATS:
+            raise ValueError(f"format {format!r} is not one of {', '.join(FORMATS)}")
+        folder = Path(out) / "extracts"
         folder.mkdir(parents=True, exist_ok=True)
         for name, frame in self.extracts.items():
-            frame.write_parquet(folder / f"{name}.parquet")
-        self.ground_truth.write_parquet(out / "ground_truth.parquet")
+            for stale in (folder / f"{name}.parquet", folder / f"{name}.csv"):
+                stale.unlink(missing_ok=True)
+            if format == "parquet":
+                frame.write_parquet(folder / f"{name}.parquet")
+            else:
+                write_danish_csv(frame, folder / f"{name}.csv", latin1=name in LATIN1_SOURCES)
+        self.ground_truth.write_parquet(Path(out) / "ground_truth.parquet")
+        (Path(out) / "synth_mess.json").write_text(json.dumps(self.mess, indent=1, sort_keys=True), encoding="utf-8")
         return folder
 
 
-def _cpr_ids(birth: np.ndarray, male: np.ndarray) -> np.ndarray:
+def write_danish_csv(frame: pl.DataFrame, path: Path, *, latin1: bool) -> None:
+    """CSV the way Danish systems export it: ';', decimal comma, DD-MM-YYYY, Latin-1 or UTF-8 with BOM."""
+    text = frame.write_csv(separator=";", date_format="%d-%m-%Y", decimal_comma=True, line_terminator="\r\n")
+    path.write_bytes(text.encode("cp1252") if latin1 else b"\xef\xbb\xbf" + text.encode("utf-8"))
+
+
+def _cpr_ids(birth: np.ndarray, male: np.ndarray) -> pl.Series:
     """CPR-like ids DDMMYY-SSSS, unique, with the last digit odd for men as in the real register."""
-    frame = pl.DataFrame({"birth": birth, "male": male}).with_columns(
-        nth=pl.int_range(pl.len()).over("birth")
-    )
-    serial = 1000 + 2 * frame["nth"].to_numpy() + frame["male"].to_numpy().astype(int)
-    days = pl.Series(birth).dt.strftime("%d%m%y").to_numpy()
-    return np.array([f"{d}-{s:04d}" for d, s in zip(days, serial)])
+    frame = pl.DataFrame({"birth": birth, "male": male}).with_columns(nth=pl.int_range(pl.len()).over("birth"))
+    serial = 1000 + 2 * frame["nth"] + frame["male"].cast(pl.Int64)
+    return frame.select(pl.col("birth").dt.strftime("%d%m%y") + "-" + serial.cast(pl.String).str.zfill(4)).to_series()
 
 
 def _households(rng: np.random.Generator, spec: SynthSpec) -> pl.DataFrame:
-    """One row per resident: household, role, age, sex, district and hidden family problems."""
+    """One row per resident: household, role, age, sex, district and hidden household problems."""
     children_wanted = int(0.2 * spec.persons)
     kids_per_family = rng.choice([1, 2, 3], p=[0.40, 0.42, 0.18], size=max(1, children_wanted))
     kids_per_family = kids_per_family[np.cumsum(kids_per_family) <= max(1, children_wanted)]
@@ -86,26 +130,32 @@ def _households(rng: np.random.Generator, spec: SynthSpec) -> pl.DataFrame:
     in_families = int(kids_per_family.sum() + n_parents.sum())
     n_single = max(0, spec.persons - in_families)
     n_house = n_families + n_single
+    has_kids = np.arange(n_house) < n_families
 
     district = rng.integers(0, len(DISTRICTS), n_house)
     factor = DISTRICT_PROBLEM_FACTOR[district]
-    abuse = rng.random(n_house) < 0.085 * factor
-    mental = rng.random(n_house) < 0.06 * factor
-    prone = rng.random(n_house) < 0.12 * factor + 0.25 * (abuse | mental)
+    alcohol = rng.random(n_house) < np.where(has_kids, 0.082, 0.050) * factor
+    drugs = ~alcohol & (rng.random(n_house) < np.where(has_kids, 0.022, 0.018) * factor)
+    mental = rng.random(n_house) < np.where(has_kids, 0.06, 0.05) * factor
+    prone = rng.random(n_house) < 0.12 * factor + 0.25 * (alcohol | drugs | mental)
 
     span_days = (spec.end - spec.start).days
+
     def onset() -> np.ndarray:
         return rng.integers(-3 * 365, span_days, n_house)
 
     houses = pl.DataFrame({
         "household": np.arange(n_house),
         "district": np.array(DISTRICTS)[district],
-        "family_abuse": abuse,
+        "family_alcohol": alcohol,
+        "family_drugs": drugs,
         "family_mental": mental,
         "family_prone": prone,
         "father_abuses": rng.random(n_house) < 0.65,
         "abuse_onset": onset(),
         "mental_onset": onset(),
+        "street": rng.integers(0, len(STREETS), n_house),
+        "number": rng.integers(1, 180, n_house),
     })
     fam = np.arange(n_families)
     oldest = rng.integers(0, 18, n_families)
@@ -130,10 +180,25 @@ def _households(rng: np.random.Generator, spec: SynthSpec) -> pl.DataFrame:
     # In two-parent families the abusing parent is the father two times in three.
     people = people.join(houses, on="household").with_columns(parents=pl.len().over("household", "role"))
     return people.with_columns(
-        abuser=pl.col("family_abuse") & (pl.col("role") != "child") & (
+        family_abuse=pl.col("family_alcohol") | pl.col("family_drugs"),
+        abuser=(pl.col("family_alcohol") | pl.col("family_drugs")) & (pl.col("role") != "child") & (
             (pl.col("role") == "adult") | (pl.col("parents") == 1) | (pl.col("male") == pl.col("father_abuses"))
-        )
+        ),
     ).drop("parents", "father_abuses")
+
+
+class _Rows:
+    """Register rows collected week by week as (person index, event date, extra columns...)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple] = []
+
+    def add(self, idx: np.ndarray, day: np.ndarray, *extra: np.ndarray) -> None:
+        if len(idx):
+            self.parts.append((idx.astype(np.int32), np.asarray(day).astype(np.int64).astype("datetime64[D]"), *extra))
+
+    def column(self, i: int, empty_dtype="int32") -> np.ndarray:
+        return np.concatenate([p[i] for p in self.parts]) if self.parts else np.array([], empty_dtype)
 
 
 def generate(spec: SynthSpec) -> Municipality:
@@ -143,113 +208,260 @@ def generate(spec: SynthSpec) -> Municipality:
     n = people.height
     end = np.datetime64(spec.end, "D")
     start = np.datetime64(spec.start, "D")
+    # The simulation counts in whole days since 1970 (int32): ten times faster than datetime64.
+    day0, day_end = _day(start), _day(end)
+    span = day_end - day0
+    years = span / 365.25
     birth = end - people["age_days_at_end"].to_numpy().astype("timedelta64[D]")
+    birth_d = _day(birth)
     male = people["male"].to_numpy()
     ids = _cpr_ids(birth, male)
-    people = people.with_columns(person_id=pl.Series(ids), birth_date=pl.Series(birth))
+    people = people.with_columns(person_id=ids, birth_date=pl.Series(birth))
 
     role = people["role"].to_numpy()
     is_child = role == "child"
     is_adult = ~is_child
     household = people["household"].to_numpy()
-    abuse = people["family_abuse"].to_numpy()
+    n_house = int(household.max()) + 1
+    alcohol = people["family_alcohol"].to_numpy()
+    drugs = people["family_drugs"].to_numpy()
+    abuse = alcohol | drugs
     mental = people["family_mental"].to_numpy()
     prone = people["family_prone"].to_numpy()
     abuser = people["abuser"].to_numpy()
-    abuse_onset = start + people["abuse_onset"].to_numpy().astype("timedelta64[D]")
-    mental_onset = start + people["mental_onset"].to_numpy().astype("timedelta64[D]")
+    abuse_onset = day0 + people["abuse_onset"].to_numpy().astype(np.int32)
+    mental_onset = day0 + people["mental_onset"].to_numpy().astype(np.int32)
+    # Each household's first adult heads it (evictions are registered on the head).
+    adult_idx = np.nonzero(is_adult)[0]
+    head = np.zeros(n, bool)
+    head[adult_idx[np.unique(household[adult_idx], return_index=True)[1]]] = True
+    # The mentally ill adult is the abuser where there is one, else the head of the household.
+    ill = mental & is_adult & np.where(abuse, abuser, head)
+
+    # Households move as one: most lived here before the history starts; some move in during it,
+    # some move away, and a quarter of those come back. NEVER marks what does not happen.
+    h_in = np.where(rng.random(n_house) < 1 - np.exp(-0.03 * years), day0 + rng.integers(0, span, n_house), day0 - 1)
+    leaves = rng.random(n_house) < 1 - np.exp(-0.04 * years)
+    h_out = np.where(leaves, h_in + rng.integers(30, span, n_house), NEVER)
+    h_out = np.where(h_out < day_end, h_out, NEVER)
+    h_back = np.where((h_out < NEVER) & (rng.random(n_house) < 0.25), h_out + rng.integers(90, 720, n_house), NEVER)
+    h_back = np.where(h_back < day_end, h_back, NEVER)
+    moved_in, out_at, back_at = (a[household].astype(np.int32) for a in (h_in, h_out, h_back))
+    age_end = (day_end - birth_d) / 365.25
+    death_rate = np.where(role == "adult", 0.0004 * np.exp(0.085 * np.maximum(age_end - 40, 0)), 0.0)
+    death = day0 + (rng.exponential(1 / np.maximum(death_rate, 1e-9)) * 365.25).clip(0, NEVER)
+    death = np.where(death < day_end, death, NEVER).astype(np.int32)
 
     vulnerability = rng.normal(0, 0.5, n)
-    base_absence = rng.beta(1.5, 25, n)
+    base_absence = rng.beta(1.6, 28, n)
     teen_behaviour = is_child & (rng.random(n) < 0.05)
-    behaviour_onset = birth + (rng.integers(12, 17, n) * 365).astype("timedelta64[D]")
+    behaviour_onset = np.where(teen_behaviour, birth_d + rng.integers(12, 17, n) * 365, NEVER).astype(np.int32)
+    substance = np.where(alcohol, "alcohol", "drugs")
+    treat_hazard = np.where(alcohol, 0.0015, 0.0045)
+    load_abuse = np.where(abuser, np.where(drugs, 1.5, 1.3), 0.0)
+    # Weekly hazards that depend only on a few yes/no conditions are looked up, not exponentiated.
+    benefit_risk = 0.0035 * np.exp(1.4 * np.array([0, 1, 0, 1, 0, 1, 0, 1]) + 0.7 * np.array([0, 0, 1, 1, 0, 0, 1, 1]) + 0.7 * np.array([0, 0, 0, 0, 1, 1, 1, 1]))
+    police_risk = 0.0002 * np.exp(1.3 * np.array([0, 1, 0, 1]) + 0.6 * np.array([0, 0, 1, 1]))
+    eviction_risk = 0.000019 * np.exp(1.1 * np.array([0, 1, 0, 1, 0, 1, 0, 1]) + 1.2 * np.array([0, 0, 1, 1, 0, 0, 1, 1]) + 0.6 * np.array([0, 0, 0, 0, 1, 1, 1, 1]))
+    homeless_risk = 0.000017 * np.exp(2.2 * np.array([0, 1, 0, 1, 0, 1, 0, 1]) + 1.3 * np.array([0, 0, 1, 1, 0, 0, 1, 1]) + 2.5 * np.array([0, 0, 0, 0, 1, 1, 1, 1]))
+    leave_risk = np.where(prone, 0.03, 0.07)
 
-    weeks = np.arange(start, end - np.timedelta64(6, "D"), np.timedelta64(7, "D"))
-    treated_at = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    weeks = np.arange(day0, day_end - 6, 7, dtype=np.int32)
+    treated = np.zeros(n, bool)
+    course_until = np.zeros(n, np.int32)
     on_benefit = np.zeros(n, dtype=np.int8) - 1  # -1 off benefit, else index into BENEFITS
-    measure_until = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    measure_until = np.zeros(n, np.int32)
+    homeless_until = np.zeros(n, np.int32)
+    service_until = np.zeros(n, np.int32)
+    investigated = np.full(n, -100_000, np.int32)
+    evicted_house = np.full(n_house, -100_000, np.int32)
+    notice_house = np.full(n_house, -100_000, np.int32)
     notes_last_year: list[np.ndarray] = []
-    substance = np.where(rng.random(n) < 0.55, "alcohol", "drugs")
+    oracle_weeks: list[tuple[np.ndarray, int, np.ndarray]] = []
+    recent = np.zeros(n)
+    rows = {name: _Rows() for name in (
+        "absence", "visits", "notes", "investigations", "measures", "treatment", "psych", "benefits",
+        "police", "notices", "homeless", "services",
+    )}
+    household_strain = np.zeros(n_house)
+    strain = np.zeros(n)
+    visit_ages = np.array(HEALTH_VISIT_AGES)
 
-    absence_rows, notification_rows, measure_rows, treatment_rows, benefit_rows = [], [], [], [], []
-    household_strain = np.zeros(household.max() + 1)
+    def jitter(size: int) -> np.ndarray:
+        return rng.integers(0, 7, size)
+
+    def chance(p: np.ndarray | float, size: int) -> np.ndarray:
+        return rng.random(size) < p
+
+    def sample(pool: np.ndarray, most: float, hazard) -> np.ndarray:
+        """Members of pool with the event this week, for a rare event: draw candidates at the
+        highest hazard, then keep each with its own hazard / highest (thinning; no work per member)."""
+        k = rng.binomial(len(pool), most)
+        candidates = np.unique(pool[rng.integers(0, len(pool), k)]) if k else pool[:0]
+        return candidates[rng.random(len(candidates)) * most < hazard(candidates)]
+
     for week in weeks:
-        alive = birth <= week
-        age = (week - birth).astype(int) / 365.25
+        resident = (birth_d <= week) & (moved_in <= week) & ~((out_at <= week) & (back_at > week)) & (death > week)
+        age_days = week - birth_d
         abuse_on = abuse & (abuse_onset <= week)
-        treated = ~np.isnat(treated_at) & (treated_at <= week)
-        # Parents' problems reach every child in the household through the household's strain.
+        ill_on = ill & (mental_onset <= week)
+        in_course = course_until > week
+        treated |= in_course
+        recently_evicted = (week - evicted_house) < 182
+        benefit_on = on_benefit >= 0
+
+        # Adults' problems reach every child in the household through the household's strain.
         household_strain[:] = 0
+        loaded = np.nonzero(is_adult & resident & ((abuse_on & abuser) | ill_on | benefit_on))[0]  # ufunc.at is slow
         parent_load = (
-            1.3 * abuse_on * np.where(treated, 0.5, 1.0)
-            + 0.9 * (mental & (mental_onset <= week))
-            + 0.5 * (on_benefit >= 0) * is_adult
+            load_abuse[loaded] * abuse_on[loaded] * np.where(treated[loaded], 0.5, 1.0)
+            + 0.9 * ill_on[loaded] + 0.5 * benefit_on[loaded]
         )
-        np.maximum.at(household_strain, household, np.where(is_adult, parent_load, 0.0))
-        strain = vulnerability + household_strain[household] + 1.2 * (teen_behaviour & (behaviour_onset <= week))
-        child_now = is_child & alive & (age < 18)
+        np.maximum.at(household_strain, household[loaded], parent_load)
+        kids = np.nonzero(is_child & resident & (age_days < 18 * 365))[0]
+        kid_age = age_days[kids]
+        kid_strain = (vulnerability[kids] + household_strain[household[kids]] + 0.8 * recently_evicted[household[kids]]
+                      + 1.2 * (behaviour_onset[kids] <= week))
+        strain[kids] = kid_strain
+        pos = np.maximum(kid_strain, 0)
 
-        school = child_now & (age >= 6) & (age < 16.5)
-        if week.astype(object).isocalendar()[1] not in (28, 29, 30, 31, 52):
-            p = np.clip(base_absence * np.exp(0.6 * np.maximum(strain, 0)), 0, 0.95)
-            half_days = rng.binomial(10, p)
-            idx = np.nonzero(school)[0]
-            absence_rows.append((idx, np.full(len(idx), week), half_days[idx] * 10.0))
+        iso_week = _iso_week(week)
+        at_school = (kid_age >= 6 * 365) & (kid_age < 16.5 * 365)
+        if iso_week not in (7, 28, 29, 30, 31, 42, 52):
+            school = kids[at_school]
+            p = np.clip(base_absence[school] * np.exp(0.55 * pos[at_school]), 0, 0.95)
+            rows["absence"].add(school, np.full(len(school), week), rng.binomial(10, p).astype(np.int8))
 
-        recent = np.zeros(n)
+        due_health = ((kid_age[:, None] >= visit_ages) & (kid_age[:, None] < visit_ages + 7)).any(axis=1)
+        due_dental = (kid_age >= 365) & (kid_age % 365 < 7)
+        for service, due in (("health_visitor", due_health), ("dental", due_dental)):
+            idx = kids[due]
+            missed = chance(np.clip(0.04 * np.exp(0.8 * pos[due]), 0, 0.9), len(idx))
+            rows["visits"].add(idx, week + jitter(len(idx)), np.full(len(idx), service), missed)
+
+        recent[:] = 0
         for past in notes_last_year[-52:]:
             recent[past] += 1
-        lam = 0.0008 * np.exp(1.4 * strain)
-        notified = child_now & (rng.random(n) < lam)
-        idx = np.nonzero(notified)[0]
-        notification_rows.append((idx, np.full(len(idx), week) + rng.integers(0, 7, len(idx)).astype("timedelta64[D]")))
-        notes_last_year.append(idx)
+        kid_recent = recent[kids]
+        # Professionals who have notified once look closer: notifications come in runs.
+        notified = kids[chance(0.0006 * np.exp(1.45 * kid_strain + 0.55 * np.minimum(kid_recent, 3)), len(kids))]
+        rows["notes"].add(notified, week + jitter(len(notified)))
+        notes_last_year.append(notified)
+        # A notification on a child not investigated within the last half year opens an investigation a third of the time.
+        opens = notified[((week - investigated[notified]) > 182) & chance(0.33, len(notified))]
+        investigated[opens] = week
+        rows["investigations"].add(opens, week + rng.integers(7, 42, len(opens)))
 
-        open_measure = ~np.isnat(measure_until) & (measure_until > week)
-        hazard = _escalation_hazard(strain, recent)
-        starts = child_now & ~open_measure & (rng.random(n) < hazard)
-        idx = np.nonzero(starts)[0]
-        measure_until[idx] = week + np.timedelta64(7 * MEASURE_WEEKS_OPEN, "D")
-        measure_rows.append((idx, np.full(len(idx), week) + rng.integers(0, 7, len(idx)).astype("timedelta64[D]"), strain[idx]))
+        hazard = _escalation_hazard(kid_strain, kid_recent)
+        oracle_weeks.append((kids, week, (1 - np.power(1 - hazard, 52)).astype(np.float32)))
+        started = ~(measure_until[kids] > week) & chance(hazard, len(kids))
+        starts, start_strain = kids[started], kid_strain[started]
+        # Support is granted after an investigation; where none ran lately, one is opened first.
+        uninvestigated = starts[(week - investigated[starts]) > 365]
+        investigated[uninvestigated] = week - 28
+        rows["investigations"].add(uninvestigated, np.full(len(uninvestigated), week - 28))
+        placement = chance(np.clip(0.06 + 0.05 * start_strain + 0.10 * abuse_on[starts], 0.02, 0.7), len(starts))
+        weeks_open = np.where(placement, rng.geometric(1 / 210, len(starts)), rng.geometric(1 / 95, len(starts)))
+        ends_at = np.minimum(week + 7 * weeks_open, birth_d[starts] + 18 * 365 + 4)
+        measure_until[starts] = ends_at
+        rows["measures"].add(starts, week + jitter(len(starts)), placement, ends_at, start_strain)
 
-        # The abusing adult seeks treatment rarely: on average a decade goes by first.
-        start_treatment = abuser & abuse_on & np.isnat(treated_at) & (rng.random(n) < 0.004)
-        idx = np.nonzero(start_treatment)[0]
-        treated_at[idx] = week
-        treatment_rows.append((idx, np.full(len(idx), week) + rng.integers(0, 7, len(idx)).astype("timedelta64[D]")))
+        adults = np.nonzero(is_adult & resident)[0]
+        want = adults[abuser[adults] & abuse_on[adults] & ~in_course[adults]]
+        begin = want[chance(treat_hazard[want], len(want))]
+        course_until[begin] = week + rng.integers(90, 400, len(begin))
+        rows["treatment"].add(begin, week + jitter(len(begin)), course_until[begin])
 
-        adult_now = is_adult & alive
-        risk = 0.004 * np.exp(1.4 * prone + 0.7 * abuse_on + 0.7 * mental)
-        begin = adult_now & (on_benefit < 0) & (rng.random(n) < risk)
-        on_benefit[begin] = rng.choice(len(BENEFITS), p=[0.45, 0.30, 0.20, 0.05], size=int(begin.sum()))
-        leave = (on_benefit >= 0) & (rng.random(n) < np.where(prone, 0.03, 0.07))
-        on_benefit[leave] = -1
-        idx = np.nonzero(adult_now & (on_benefit >= 0))[0]
-        benefit_rows.append((idx, np.full(len(idx), week), on_benefit[idx]))
+        psych = sample(adults, 0.012, lambda c: np.where(ill_on[c], 0.012, 0.0002))
+        rows["psych"].add(psych, week + jitter(len(psych)))
 
-    extracts = _extracts(rng, people, spec, absence_rows, notification_rows, measure_rows, treatment_rows, benefit_rows, substance)
-    final_strain = strain
-    recent = np.zeros(n)
-    for past in notes_last_year[-52:]:
-        recent[past] += 1
-    oracle = 1 - np.power(1 - _escalation_hazard(final_strain, recent), 52)
+        off = adults[~benefit_on[adults] & (age_days[adults] < 67 * 365)]
+        begin = sample(off, benefit_risk[-1], lambda c: benefit_risk[prone[c] + 2 * abuse_on[c] + 4 * ill_on[c]])
+        on_benefit[begin] = rng.choice(len(BENEFITS), p=[0.45, 0.30, 0.20, 0.05], size=len(begin))
+        receiving = np.nonzero(on_benefit >= 0)[0]
+        on_benefit[receiving[chance(leave_risk[receiving], len(receiving))]] = -1
+        idx = adults[on_benefit[adults] >= 0]
+        rows["benefits"].add(idx, np.full(len(idx), week), on_benefit[idx])
+
+        police = sample(adults, police_risk[-1], lambda c: police_risk[(abuse_on[c] & abuser[c]) + 2 * ill_on[c]])
+        teen = kid_age >= 13 * 365
+        teens = kids[teen][chance(0.0002 * np.exp(1.4 * pos[teen]), int(teen.sum()))]
+        who = np.concatenate([police, teens])
+        police_role = np.concatenate([rng.choice(["suspect", "victim"], p=[0.7, 0.3], size=len(police)),
+                                      rng.choice(["suspect", "victim", "concern"], p=[0.4, 0.2, 0.4], size=len(teens))])
+        rows["police"].add(who, week + jitter(len(who)), police_role)
+
+        # Evictions strike households: one row per notice on the household's head.
+        heads = adults[head[adults]]
+        noticed = sample(heads, eviction_risk[-1], lambda c: eviction_risk[benefit_on[c] + 2 * abuse_on[c] + 4 * ill_on[c]]
+                         * ((week - notice_house[household[c]]) > 365))
+        notice_house[household[noticed]] = week
+        executed = chance(0.35, len(noticed))
+        exec_day = week + rng.integers(28, 84, len(noticed))
+        evicted_house[household[noticed[executed]]] = exec_day[executed]
+        rows["notices"].add(noticed, week + jitter(len(noticed)), executed, exec_day)
+
+        alone = adults[(role[adults] == "adult")]
+        homeless = sample(alone, homeless_risk[-1], lambda c: homeless_risk[
+            (abuse_on[c] & abuser[c]) + 2 * ill_on[c] + 4 * recently_evicted[household[c]]] * ~(homeless_until[c] > week))
+        homeless_until[homeless] = week + rng.integers(30, 700, len(homeless))
+        rows["homeless"].add(homeless, week + jitter(len(homeless)), homeless_until[homeless])
+
+        needs = adults[((abuse_on[adults] & abuser[adults]) | ill_on[adults]) & ~(service_until[adults] > week)]
+        served = needs[chance(0.0025, len(needs))]
+        service_until[served] = week + rng.integers(120, 1100, len(served))
+        rows["services"].add(served, week + jitter(len(served)), service_until[served])
+
+    oracle_frame = pl.DataFrame({
+        "person_id": ids.gather(np.concatenate([k for k, _, _ in oracle_weeks])),
+        "week": pl.Series(np.concatenate([np.full(len(k), w, np.int32) for k, w, _ in oracle_weeks])).cast(pl.Date),
+        "oracle_risk_12m": np.concatenate([r for _, _, r in oracle_weeks]),
+    })
+    oracle = np.zeros(n)
+    oracle[kids] = oracle_weeks[-1][2] if oracle_weeks else 0.0
+    resident_end = (moved_in <= day_end) & ~((out_at <= day_end) & (back_at > day_end)) & (death > day_end)
+    residents = {name: _date(a) for name, a in (("moved_in", moved_in), ("out_at", out_at), ("back_at", back_at), ("death", death))}
+    extracts = _extracts(rng, people, spec, rows, residents, substance)
+    extracts, mess = _make_mess(rng, extracts, spec)
     truth = people.select(
-        "person_id", "household", "role", "district", "family_abuse", "family_mental", "family_prone", "abuser"
+        "person_id", "household", "role", "district", "family_abuse", "family_alcohol", "family_drugs",
+        "family_mental", "family_prone", "abuser",
     ).with_columns(
+        mentally_ill=pl.Series(ill),
         teen_behaviour=pl.Series(teen_behaviour),
-        strain_at_end=pl.Series(final_strain),
+        strain_at_end=pl.Series(strain),
+        resident_at_end=pl.Series(resident_end),
         oracle_risk_12m=pl.when(pl.Series(is_child)).then(pl.Series(oracle)),
     )
-    return Municipality(extracts=extracts, ground_truth=truth)
+    return Municipality(extracts=extracts, ground_truth=truth, mess=mess, oracle=oracle_frame)
+
+
+NEVER = 1_000_000_000  # a day number no history reaches
+
+
+def _day(value) -> np.ndarray | int:
+    """Days since 1970-01-01 as int32 (a datetime64[D] array or scalar in)."""
+    out = np.asarray(value, dtype="datetime64[D]").astype(np.int64)
+    return out.astype(np.int32) if out.ndim else int(out)
+
+
+def _date(days: np.ndarray) -> np.ndarray:
+    """Day numbers back to datetime64[D], NEVER as NaT."""
+    return np.where(days >= NEVER, np.datetime64("NaT"), days.astype("datetime64[D]"))
+
+
+def _iso_week(day: int) -> int:
+    return np.datetime64(int(day), "D").astype(object).isocalendar()[1]
 
 
 def _escalation_hazard(strain: np.ndarray, notifications_last_year: np.ndarray) -> np.ndarray:
     """Weekly chance that a child gets a support measure or placement."""
-    return np.clip(0.00018 * np.exp(1.0 * strain + 0.35 * np.minimum(notifications_last_year, 4)), 0, 0.2)
+    return np.clip(0.00030 * np.exp(1.0 * strain + 0.3 * np.minimum(notifications_last_year, 4)), 0, 0.2)
 
 
-def _dates(parts: list[tuple], position: int) -> np.ndarray:
-    return np.concatenate([p[position] for p in parts]) if parts else np.array([], "datetime64[D]")
+def _coded(prefix: str, count: int, width: int = 7) -> pl.Series:
+    """Record ids like U0000042: a prefix and a zero-padded serial number."""
+    return pl.select(pl.lit(prefix) + pl.int_range(count, dtype=pl.Int64).cast(pl.String).str.zfill(width)).to_series()
 
 
 def _after(rng: np.random.Generator, days: np.ndarray, low: int, high: int) -> np.ndarray:
@@ -257,49 +469,76 @@ def _after(rng: np.random.Generator, days: np.ndarray, low: int, high: int) -> n
     return days + rng.integers(low, high + 1, len(days)).astype("timedelta64[D]")
 
 
-def _extracts(rng, people, spec, absence, notifications, measures, treatments, benefits, substance) -> dict[str, pl.DataFrame]:
-    ids = people["person_id"].to_numpy()
+def _extracts(rng, people, spec, rows, residents, substance) -> dict[str, pl.DataFrame]:
+    ids = people["person_id"]
     birth = people["birth_date"].to_numpy().astype("datetime64[D]")
     start = np.datetime64(spec.start, "D")
     end = np.datetime64(spec.end, "D")
-    # Residents before the history starts moved in some time before; later births register at birth.
-    moved_in = np.where(birth > start, birth, np.maximum(birth, start - rng.integers(0, 15 * 365, len(birth)).astype("timedelta64[D]")))
+    cut = pl.lit(spec.end)
 
-    def frame(columns: dict, known: tuple[int, int]) -> pl.DataFrame:
+    def frame(columns: dict, known: tuple[int, int], person: np.ndarray | None = None) -> pl.DataFrame:
         out = pl.DataFrame(columns)
+        if person is not None:
+            out = pl.DataFrame({"person_id": ids.gather(person)}).hstack(out)
         event = out["event_date"].to_numpy().astype("datetime64[D]")
         # Rows the municipality has not learned of by the end date are not in the extract yet.
-        return out.with_columns(known_date=pl.Series(_after(rng, event, *known))).filter(
-            pl.col("known_date") <= pl.lit(spec.end)
-        )
+        out = out.with_columns(known_date=pl.Series(_after(rng, event, *known)), version=pl.lit(1, pl.Int64))
+        return out.filter(pl.col("known_date") <= cut)
 
+    def ended(days: np.ndarray) -> pl.Series:
+        # An end date is filled in once it has passed by the extract date; until then the course is open.
+        days = np.asarray(days).astype(np.int64).astype("datetime64[D]")
+        return pl.Series(np.where(days <= end, days, np.datetime64("NaT")).astype("datetime64[D]"))
+
+    household = people["household"].to_numpy()
+    moved_in = residents["moved_in"]
+    first_seen = np.maximum(birth, np.where(moved_in < start, start - rng.integers(0, 15 * 365, len(birth)).astype("timedelta64[D]"), moved_in))
+    first_seen = np.maximum(first_seen, birth)
+    street = np.array(STREETS)[people["street"].to_numpy()]
+    address = pl.Series(street) + " " + pl.Series(people["number"].to_numpy()).cast(pl.String)
     population = frame({
         "person_id": ids,
         "birth_date": birth,
         "sex": np.where(people["male"].to_numpy(), "M", "F"),
+        "address": address,
+        "household_id": _coded("H", int(household.max()) + 1).gather(household),
         "district": people["district"].to_numpy(),
-        "event_date": moved_in,
+        "event_date": first_seen,
     }, (0, 5))
+
+    ev_idx, ev_kind, ev_day = [], [], []
+    for kind, days in (("moved_in", np.where(moved_in >= start, moved_in, np.datetime64("NaT"))),
+                       ("moved_out", residents["out_at"]), ("moved_in", residents["back_at"]), ("died", residents["death"])):
+        # Only those resident at the time are registered as moving; a child born later moves with no one.
+        happened = ~np.isnat(days) & (birth <= days)
+        idx = np.nonzero(happened)[0]
+        ev_idx.append(idx)
+        ev_kind.append(np.full(len(idx), kind))
+        ev_day.append(days[idx])
+    ev_idx = np.concatenate(ev_idx)
+    events = frame({"event": np.concatenate(ev_kind), "event_date": np.concatenate(ev_day).astype("datetime64[D]")}, (0, 10), ev_idx)
 
     parents = people.filter(pl.col("role") == "parent").select("household", parent_id="person_id", male="male")
     children = people.filter(pl.col("role") == "child").select("household", child_id="person_id", child_birth="birth_date")
     links = parents.join(children, on="household")
     family = frame({
-        "parent_id": links["parent_id"].to_numpy(),
-        "child_id": links["child_id"].to_numpy(),
+        "parent_id": links["parent_id"],
+        "child_id": links["child_id"],
         "relation": np.where(links["male"].to_numpy(), "father", "mother"),
         "event_date": links["child_birth"].to_numpy().astype("datetime64[D]"),
     }, (0, 5))
 
-    a_idx = np.concatenate([p[0] for p in absence])
-    school_absence = frame({
-        "person_id": ids[a_idx],
-        "event_date": _dates(absence, 1),
-        "absence_pct": np.concatenate([p[2] for p in absence]),
-    }, (7, 14))
+    absence = rows["absence"]
+    school_absence = frame({"event_date": absence.column(1, "datetime64[D]"), "absence_pct": absence.column(2, "int8").astype(np.float64) * 10.0},
+                           (7, 14), absence.column(0))
 
-    n_idx = np.concatenate([p[0] for p in notifications])
-    n_date = _dates(notifications, 1)
+    visits = rows["visits"]
+    health_visits = frame({
+        "service": visits.column(2, str), "outcome": np.where(visits.column(3, bool), "missed", "attended"),
+        "event_date": visits.column(1, "datetime64[D]"),
+    }, (3, 30), visits.column(0))
+
+    n_idx, n_date = rows["notes"].column(0), rows["notes"].column(1, "datetime64[D]")
     age = (n_date - birth[n_idx]).astype(int) / 365.25
     notifier = np.where(
         age < 1, "health",
@@ -307,44 +546,161 @@ def _extracts(rng, people, spec, absence, notifications, measures, treatments, b
                  np.where(age < 12, rng.choice(["school", "hospital", "relative", "anonymous"], p=[0.65, 0.1, 0.15, 0.1], size=len(age)),
                           rng.choice(["school", "police", "hospital", "relative"], p=[0.45, 0.35, 0.1, 0.1], size=len(age)))))
     notes = frame({
-        "notification_id": [f"U{i:07d}" for i in range(len(n_idx))],
-        "person_id": ids[n_idx],
-        "notifier": notifier,
-        "event_date": n_date,
+        "notification_id": _coded("U", len(n_idx)),
+        "person_id": ids.gather(n_idx), "notifier": notifier, "event_date": n_date,
     }, (0, 3))
 
-    t_idx = np.concatenate([p[0] for p in treatments])
-    treatment = frame({
-        "person_id": ids[t_idx],
-        "substance": substance[t_idx],
-        "event_date": _dates(treatments, 1),
-    }, (14, 60))
+    i_idx = rows["investigations"].column(0)
+    investigations = frame({
+        "investigation_id": _coded("B", len(i_idx)),
+        "person_id": ids.gather(i_idx), "event_date": rows["investigations"].column(1, "datetime64[D]"),
+    }, (0, 7))
 
-    b_idx = np.concatenate([p[0] for p in benefits])
-    benefit_frame = frame({
-        "person_id": ids[b_idx],
-        "benefit": np.array(BENEFITS)[np.concatenate([p[2] for p in benefits])],
-        "event_date": _dates(benefits, 1),
-    }, (7, 7))
-
-    m_idx = np.concatenate([p[0] for p in measures])
-    m_strain = np.concatenate([p[2] for p in measures])
-    placement = rng.random(len(m_idx)) < np.clip(0.08 + 0.06 * m_strain, 0.02, 0.6)
+    m = rows["measures"]
+    m_idx = m.column(0)
+    placement = m.column(2, bool)
     measure = np.where(placement, "placement", rng.choice(["family_treatment", "contact_person"], size=len(m_idx)))
-    district = people["district"].to_numpy()[m_idx]
+    teams = people["district"].gather(m_idx).replace_strict(FAMILY_TEAMS, return_dtype=pl.String)
     measures_frame = frame({
-        "person_id": ids[m_idx],
-        "measure": measure,
-        "team": np.array([FAMILY_TEAMS[d] for d in district], dtype=object),
-        "event_date": _dates(measures, 1),
-    }, (0, 14))
+        "measure": measure, "team": teams, "end_date": ended(m.column(3, "datetime64[D]")),
+        "event_date": m.column(1, "datetime64[D]"),
+    }, (0, 14), m_idx)
 
-    return {
-        "population": population,
-        "family_relations": family,
-        "school_absence": school_absence,
-        "notifications": notes,
-        "substance_treatment": treatment,
-        "benefits": benefit_frame,
-        "support_measures": measures_frame,
+    t = rows["treatment"]
+    t_idx = t.column(0)
+    treatment = frame({
+        "substance": substance[t_idx], "end_date": ended(t.column(2, "datetime64[D]")), "event_date": t.column(1, "datetime64[D]"),
+    }, (14, 60), t_idx)
+
+    p_idx = rows["psych"].column(0)
+    psych = frame({
+        "contact": rng.choice(["outpatient", "emergency", "admission"], p=[0.7, 0.2, 0.1], size=len(p_idx)),
+        "event_date": rows["psych"].column(1, "datetime64[D]"),
+    }, (7, 45), p_idx)
+
+    b = rows["benefits"]
+    benefit_frame = frame({"benefit": np.array(BENEFITS)[b.column(2, "int8")], "event_date": b.column(1, "datetime64[D]")}, (7, 7), b.column(0))
+
+    pol = rows["police"]
+    pol_idx = pol.column(0)
+    police = frame({
+        "report_id": _coded("P", len(pol_idx)),
+        "person_id": ids.gather(pol_idx), "role": pol.column(2, str), "event_date": pol.column(1, "datetime64[D]"),
+    }, (1, 21))
+
+    e = rows["notices"]
+    e_idx, executed = e.column(0), e.column(2, bool)
+    case = _coded("F", len(e_idx), 6)
+    arrears = np.round(rng.lognormal(9.6, 0.6, len(e_idx)), 2)
+    ex = np.nonzero(executed)[0]
+    evictions = frame({
+        "case_id": pl.concat([case, case.gather(ex)]),
+        "person_id": ids.gather(np.concatenate([e_idx, e_idx[ex]])),
+        "stage": np.concatenate([np.full(len(e_idx), "notice"), np.full(len(ex), "executed")]),
+        "arrears_dkk": np.concatenate([arrears, arrears[ex]]),
+        "event_date": np.concatenate([e.column(1, "datetime64[D]"), e.column(3).astype(np.int64).astype("datetime64[D]")[ex]]),
+    }, (1, 30)).filter(pl.col("event_date") <= cut)
+
+    h = rows["homeless"]
+    h_idx = h.column(0)
+    homelessness = frame({
+        "situation": rng.choice(["shelter", "sofa_surfing", "rough_sleeping"], p=[0.55, 0.35, 0.10], size=len(h_idx)),
+        "end_date": ended(h.column(2, "datetime64[D]")), "event_date": h.column(1, "datetime64[D]"),
+    }, (1, 14), h_idx)
+
+    s = rows["services"]
+    s_idx = s.column(0)
+    services = frame({
+        "service": rng.choice(["home_support", "day_offer", "treatment", "residential"], p=[0.5, 0.2, 0.2, 0.1], size=len(s_idx)),
+        "end_date": ended(s.column(2, "datetime64[D]")), "event_date": s.column(1, "datetime64[D]"),
+    }, (0, 21), s_idx)
+
+    from sources.registry import load_registry
+
+    made = {
+        "population": population, "population_events": events, "family_relations": family,
+        "school_absence": school_absence, "health_visits": health_visits, "notifications": notes,
+        "child_investigations": investigations, "support_measures": measures_frame, "substance_treatment": treatment,
+        "psychiatric_contacts": psych, "benefits": benefit_frame, "police_contacts": police, "evictions": evictions,
+        "homelessness": homelessness, "adult_services": services,
     }
+    # Columns in registry order and types, so every extract looks like its description.
+    registry = load_registry()
+    types = {"str": pl.String, "date": pl.Date, "float": pl.Float64, "int": pl.Int64}
+    return {
+        name: frame.select([pl.col(c.name).cast(types[c.type]) for c in registry[name].columns])
+        for name, frame in made.items()
+    }
+
+
+def _make_mess(rng: np.random.Generator, extracts: dict[str, pl.DataFrame], spec: SynthSpec):
+    """Add the faults of real deliveries to about spec.mess of each event register's rows; count them."""
+    counts: dict[str, dict[str, int]] = {}
+    if spec.mess <= 0:
+        return extracts, counts
+    from sources.registry import load_registry
+
+    registry = load_registry()
+    end = pl.lit(spec.end)
+    known_ids = extracts["population"]["person_id"]
+    out = {}
+    for name, frame in extracts.items():
+        source = registry[name]
+        n = frame.height
+        share = spec.mess
+        pick = lambda p: rng.random(n) < p  # noqa: E731
+        mess = {"late": 0, "corrections": 0, "duplicates": 0, "redelivered": 0, "unknown_ids": 0}
+        if name == "population" or n == 0:
+            out[name], counts[name] = frame, mess
+            continue
+        late = pick(share)
+        delay = np.where(late, rng.integers(30, 180, n), 0).astype("timedelta64[D]")
+        later = frame.with_columns(known_date=pl.Series(frame["known_date"].to_numpy().astype("datetime64[D]") + delay))
+        # A late row not yet known on the extract date has simply not arrived.
+        arrived = later["known_date"] <= spec.end
+        mess["late"] = int((pl.Series(late) & arrived).sum())
+        frame = later.filter(arrived)
+        n = frame.height
+        pieces = [frame]
+
+        column = CORRECTABLE.get(name)
+        corrected = frame.filter(pl.Series(pick(share / 2)[:n]))
+        if column is not None and corrected.height:
+            fixed = corrected.with_columns(version=pl.lit(2, pl.Int64), known_date=pl.col("known_date") + pl.duration(days=30))
+            col = source.column(column)
+            if col.values:
+                fixed = fixed.with_columns(pl.Series(column, rng.choice(col.values, size=fixed.height)))
+            elif col.type == "float":
+                hi = col.max if col.max is not None else 1e9
+                fixed = fixed.with_columns(pl.Series(column, np.round(rng.uniform(col.min or 0, min(hi, 40_000), fixed.height), 1)))
+            elif col.type == "date":
+                fixed = fixed.with_columns(pl.min_horizontal(pl.col("event_date") + pl.duration(days=60), end).alias(column))
+            else:
+                fixed = fixed.with_columns(pl.lit("familie-nord").alias(column))
+            fixed = fixed.filter(pl.col("known_date") <= end)
+            mess["corrections"] = fixed.height
+            pieces.append(fixed)
+
+        dups = frame.filter(pl.Series(pick(share / 4)[:n]))
+        mess["duplicates"] = dups.height
+        pieces.append(dups)
+        again = frame.filter(pl.Series(pick(share / 4)[:n])).with_columns(known_date=pl.col("known_date") + pl.duration(days=7))
+        again = again.filter(pl.col("known_date") <= end)
+        mess["redelivered"] = again.height
+        pieces.append(again)
+
+        id_columns = [c for c in source.person_id_columns]
+        strays = frame.filter(pl.Series(pick(share / 10)[:n]))
+        if id_columns and strays.height:
+            stray_ids = pl.Series([f"{d:02d}{m:02d}{y:02d}-{s:04d}" for d, m, y, s in zip(
+                rng.integers(1, 29, strays.height), rng.integers(1, 13, strays.height),
+                rng.integers(0, 100, strays.height), rng.integers(9000, 9999, strays.height))])
+            strays = strays.with_columns(stray_ids.alias(id_columns[0]))
+            strays = strays.filter(~pl.col(id_columns[0]).is_in(known_ids.implode()))
+            if not set(source.keys) & set(id_columns):  # a stray row is a new record, not a copy of one
+                strays = strays.with_columns(pl.col(k) + "X" for k in source.keys if frame.schema[k] == pl.String)
+            mess["unknown_ids"] = strays.height
+            pieces.append(strays)
+        out[name] = pl.concat(pieces)
+        counts[name] = mess
+    return out, counts

@@ -86,13 +86,18 @@ def synth(
     out: Annotated[Path, typer.Option(help="Folder to write extracts/ and ground_truth.parquet into.")],
     persons: Annotated[int, typer.Option(min=1, help="Number of residents.")] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same municipality.")] = 7,
+    mess: Annotated[float, typer.Option(min=0, max=0.5, help="Share of rows with real-world faults: late, corrected, duplicated, unknown ids.")] = 0.02,
+    format: Annotated[str, typer.Option("--format", help="parquet, or csv-dk (';', decimal comma, DD-MM-YYYY, Latin-1 or UTF-8 with BOM).")] = "parquet",
     config: ConfigOption = None,
 ) -> None:
     """Generate a synthetic municipality: register extracts plus a hidden ground-truth file."""
-    from sources.synth import SynthSpec, generate
+    from sources.synth import FORMATS, SynthSpec, generate
 
     cfg = _config(config)
-    folder = generate(SynthSpec(persons=persons, seed=seed, start=cfg.synth.start, end=cfg.synth.end)).write(out)
+    if format not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    town = generate(SynthSpec(persons=persons, seed=seed, start=cfg.synth.start, end=cfg.synth.end, mess=mess))
+    folder = town.write(out, format)
     typer.echo(f"Wrote extracts to {folder} and the ground truth (for evaluation only) to {out / 'ground_truth.parquet'}")
 
 
@@ -150,10 +155,15 @@ def _print_team_lists(as_of: date) -> None:
     flags = store.list_flags(as_of=as_of)
     for team in sorted({f.team for f in flags}):
         team_flags = [f for f in flags if f.team == team]
+        suppressed = sum(f.status == "suppressed" for f in team_flags)
         waiting = sum(f.queued for f in team_flags)
-        typer.secho(f"\n{team}: {len(team_flags) - waiting} flags this week, {waiting} waiting beyond capacity", bold=True)
+        shown = len(team_flags) - waiting - suppressed
+        typer.secho(
+            f"\n{team}: {shown} flags this week, {waiting} waiting beyond capacity, {suppressed} suppressed (kept with the reason)",
+            bold=True,
+        )
         for f in team_flags:
-            if not f.queued:
+            if not f.queued and f.status != "suppressed":
                 typer.echo(_flag_line(f))
 
 
@@ -242,10 +252,144 @@ def rules_test(folder: Annotated[Optional[Path], typer.Option(help="Folder of ru
     failures = run_embedded_tests(ruleset)
     for failure in failures:
         typer.secho(str(failure), fg=typer.colors.RED)
-    cases = sum(len(r.tests) for r in ruleset.rules)
+    cases = sum(len(r.tests) for r in (*ruleset.rules, *ruleset.suppressions))
     typer.echo(f"{cases - len(failures)} passed, {len(failures)} failed (rules version {ruleset.version})")
     if failures:
         raise typer.Exit(1)
+
+
+@rules_app.command("backtest")
+def rules_backtest(
+    rules: Annotated[Path, typer.Option("--rules", help="Folder of the proposed rule files.")],
+    from_: Annotated[str, typer.Option("--from", help="First as-of date to replay (YYYY-MM-DD).")],
+    to: Annotated[str, typer.Option("--to", help="Last as-of date to replay (YYYY-MM-DD).")],
+    every: Annotated[int, typer.Option(min=1, help="Days between replayed as-of dates (7: one a week).")] = 7,
+    current: Annotated[Optional[Path], typer.Option(help="Folder of the current rule files (default: the configured ones).")] = None,
+    extracts: Annotated[Optional[Path], typer.Option(help="Folder of extracts (default: TIDLIG_HOME/extracts).")] = None,
+    score: Annotated[bool, typer.Option("--score/--no-score", help="Score with the registered champion model; --no-score replays without scores.")] = True,
+    config: ConfigOption = None,
+) -> None:
+    """Replay proposed rules beside the current ones: persons added and removed, precision, load per team and week."""
+    from routing.table import RoutingError, load_routing_table
+    from rules.backtest import backtest, load_sources, replay_dates, report
+    from rules.engine import RuleError, load_rules
+    from sources.readers import ExtractError
+    from tidlig import settings
+
+    cfg = _config(config)
+    try:
+        dates = replay_dates(_parse_date(from_, "--from"), _parse_date(to, "--to"), every)
+        proposed = load_rules(rules)
+        current_rules = load_rules(current or cfg.rules.folder) if (current or cfg.rules.folder) else load_rules()
+        table = load_routing_table(cfg.routing.table) if cfg.routing.table else load_routing_table()
+        home = settings.home()
+        sources = load_sources(extracts or settings.extracts_dir(cfg), home, cfg.validate_.max_invalid_share)
+    except (ValueError, RuleError, RoutingError, ExtractError) as exc:
+        _fail(str(exc))
+    scorer = None
+    if score:
+        from flows.nightly import score as score_task
+        from models import registry
+
+        registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
+        found = registry.load(cfg.model.name)
+        if found is None:
+            typer.secho("No champion model is registered: replaying without scores (rules on the score do not fire).", err=True)
+        else:
+            model, version = found
+            typer.echo(f"Scoring with {cfg.model.name}/{version}; dates it was trained on make its precision look better.")
+            scorer = lambda table, sources, as_of: score_task.fn(  # noqa: E731
+                table, sources["support_measures"], model, f"{cfg.model.name}/{version}", as_of
+            ).select("person", "score", "probability", "model_version")
+    typer.echo(report(backtest(sources, current_rules, proposed, dates, table, scorer=scorer, horizon_days=cfg.model.horizon_days)))
+
+
+@rules_app.command("publish")
+def rules_publish(
+    by: ByOption,
+    folder: Annotated[Optional[Path], typer.Option(help="Folder of rule files (default: the configured ones).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Record in the audit log that you publish this rules version; its embedded tests must pass first."""
+    from rules.engine import RuleError, load_rules, run_embedded_tests
+    from rules.publish import record_version
+
+    cfg = _config(config)
+    try:
+        ruleset = load_rules(folder or cfg.rules.folder) if (folder or cfg.rules.folder) else load_rules()
+    except RuleError as exc:
+        _fail(str(exc))
+    if failures := run_embedded_tests(ruleset):
+        _fail(f"{len(failures)} embedded test(s) fail, so the rules cannot be published; run `tidlig rules test`. First: {failures[0]}")
+    try:
+        recorded = record_version(_store().engine, ruleset, by=by)
+    except ValueError as exc:
+        _fail(str(exc))
+    if recorded is None:
+        typer.echo(f"Rules version {ruleset.version} was already published; nothing recorded.")
+    else:
+        typer.echo(f"Rules version {ruleset.version} published by {recorded.published_by} (audit event {recorded.seq}).")
+
+
+users_app = typer.Typer(help="Staff accounts for the web app.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on; put a TLS proxy in front for anything but 127.0.0.1.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (about one per CPU core).")] = 1,
+    insecure_cookies: Annotated[bool, typer.Option("--insecure-cookies", help="Send session cookies over plain HTTP too: only for trying it out locally without TLS.")] = False,
+) -> None:
+    """Start the caseworkers' and auditors' web app on the store in TIDLIG_DATABASE_URL."""
+    import os
+
+    import uvicorn
+
+    if insecure_cookies:
+        os.environ["TIDLIG_WEB_INSECURE_COOKIES"] = "1"
+    _store()  # migrate once here, before the workers start
+    typer.echo(f"Tidlig web app on http://{host}:{port} (stop with Ctrl+C)")
+    uvicorn.run("web.app:app_from_environment", factory=True, host=host, port=port, workers=workers, proxy_headers=True, access_log=False)
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name, e.g. mette.h (letters, digits, . _ -).")],
+    name: Annotated[str, typer.Option(help="The person's name as colleagues know it.")],
+    role: Annotated[str, typer.Option(help="caseworker, teamlead, auditor or admin.")],
+    team: Annotated[Optional[str], typer.Option(help="Team id from routing/teams.yaml (caseworkers and team leads only).")] = None,
+    by: ByOption = getpass.getuser(),
+) -> None:
+    """Create a staff account; the password is asked for (or read from stdin), never given as an argument."""
+    import sys
+
+    from casework.accounts import AccountError, Accounts
+    from web.app import routing_teams
+
+    if sys.stdin.isatty():
+        password = typer.prompt("Password (at least 12 characters)", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    accounts = Accounts(_store().engine)
+    accounts.sync_teams(routing_teams())
+    try:
+        user = accounts.add_user(username, name, role, team, password, by=by)
+    except AccountError as exc:
+        _fail(str(exc))
+    typer.echo(f"Created {user.role} {user.username}" + (f" in team {user.team}." if user.team else "."))
+
+
+# The model registry and fairness commands live in their own module (only typer is imported there).
+from tidlig.model_commands import fairness_app, models_app  # noqa: E402
+
+app.add_typer(models_app, name="models")
+app.add_typer(fairness_app, name="fairness")
+
+from tidlig.source_commands import sources_app  # noqa: E402
+
+app.add_typer(sources_app, name="sources")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from audit.events import (
 
 
 def test_every_kind_is_distinct_and_dotted():
-    assert len(EVENT_TYPES) == 9
+    assert len(EVENT_TYPES) == 22
     assert all("." in kind and cls.kind == kind for kind, cls in EVENT_TYPES.items())
 
 
@@ -64,7 +64,8 @@ def test_cpr_numbers_are_blanked_out_of_free_text():
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("0101901234", True), ("010190-1234", True), ("P00042", False), ("3201901234", False), ("20260101123456", False)],
+    [("0101901234", True), ("010190-1234", True), ("P00042", False), ("3201901234", False), ("20260101123456", False),
+     ("row 7: 010190-1234.", True), ("3850e9a1501901234f", False), ("a0101901234", False)],
 )
 def test_cpr_shape(text, expected):
     assert looks_like_cpr(text) is expected

@@ -7,7 +7,7 @@ import pytest
 from rules.engine import RULES_DIR, load_rules, run_case, run_embedded_tests
 
 RULESET = load_rules()
-CASES = [(rule, case) for rule in RULESET.rules for case in rule.tests]
+CASES = [(rule, case) for rule in (*RULESET.rules, *RULESET.suppressions) for case in rule.tests]
 
 
 @pytest.mark.parametrize(
@@ -22,8 +22,9 @@ def test_run_embedded_tests_finds_no_failure():
     assert run_embedded_tests(RULESET) == []
 
 
-def test_default_folder_holds_both_rule_files():
-    assert {f.name for f in RULESET.files} == {"children.yaml", "adults.yaml"}
+def test_default_folder_holds_the_flag_and_suppression_rule_files():
+    assert {f.name for f in RULESET.files} == {"children.yaml", "adults.yaml", "suppression.yaml"}
+    assert {r.file for r in RULESET.suppressions} == {"suppression.yaml"}
     assert RULES_DIR.name == "rules"
 
 

@@ -35,7 +35,8 @@ def test_csv_is_read_as_text_with_one_based_row_numbers(tmp_path):
     assert extract.frame.columns == ["row_number", *SOURCE.column_names]
     assert extract.frame.schema["row_number"] == pl.Int64
     assert all(extract.frame.schema[name] == pl.String for name in SOURCE.column_names)
-    assert extract.frame.rows() == [(1, *ROWS[0].split(",")), (2, *ROWS[1].split(","))]
+    # No version column delivered: every row is a first version.
+    assert extract.frame.rows() == [(1, *ROWS[0].split(","), "1"), (2, *ROWS[1].split(","), "1")]
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
@@ -59,15 +60,16 @@ def test_bad_values_and_short_rows_stay_rows_for_quarantine(tmp_path):
     write(tmp_path, f"{HEADER}\n010190-1234,31-02-2024,lots\n\n{ROWS[1]}\n\n\n")
     frame = read_extract(tmp_path, SOURCE).frame
     assert frame.rows() == [
-        (1, "010190-1234", "31-02-2024", "lots", None),
-        (2, None, None, None, None),  # a blank line inside the file is a row, so it is reported
-        (3, *ROWS[1].split(",")),
+        (1, "010190-1234", "31-02-2024", "lots", None, "1"),
+        (2, None, None, None, None, "1"),  # a blank line inside the file is a row, so it is reported
+        (3, *ROWS[1].split(","), "1"),
     ]
 
 
 def test_parquet_keeps_its_types(tmp_path):
     frame = pl.DataFrame({
         "person_id": ["010190-1234"], "event_date": [date(2024, 1, 1)], "absence_pct": [12.5], "known_date": [date(2024, 1, 3)],
+        "version": [2],
     })
     frame.write_parquet(tmp_path / "school_absence.parquet")
     extract = read_extract(tmp_path, SOURCE)
@@ -151,10 +153,21 @@ def test_wrong_delimiter_gives_one_column(tmp_path):
     assert "separated by ',' or ';'" in message
 
 
-def test_undecodable_encoding_names_the_line(tmp_path):
-    write(tmp_path, f"{HEADER}\n{ROWS[0]}\n020290-2345,2024-01-08,0,2024-01-09 Ærø\n", encoding="cp1252")
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "utf-8-sig"])
+def test_danish_exports_in_latin1_or_utf8_with_bom_are_read(tmp_path, encoding):
+    lines = [HEADER.replace(",", ";"), "010190-1234;01-01-2024;12,5;03-01-2024 Ærø", "020290-2345;08-01-2024;0;09-01-2024 Søndergård"]
+    write(tmp_path, "\r\n".join(lines) + "\r\n", encoding=encoding)
+    frame = read_extract(tmp_path, SOURCE).frame
+    assert frame["known_date"].to_list() == ["03-01-2024 Ærø", "09-01-2024 Søndergård"]
+    assert frame["absence_pct"].to_list() == ["12,5", "0"]
+
+
+def test_mixed_encodings_name_both_lines(tmp_path):
+    text = f"{HEADER}\n{ROWS[0]} Ærø\n".encode("utf-8") + f"{ROWS[1]} Ærø\n".encode("cp1252")
+    (tmp_path / "school_absence.csv").write_bytes(text)
     message = error(tmp_path)
-    assert "school_absence.csv" in message and "line 3 is not UTF-8" in message and "Re-export it as UTF-8" in message
+    assert "school_absence.csv" in message and "mixed encodings: line 2 is UTF-8 but line 3 is not" in message
+    assert "re-export the whole file in one encoding" in message
 
 
 def test_row_with_too_many_fields_names_the_line(tmp_path):

@@ -54,3 +54,55 @@ def test_parental_abuse_raises_the_childrens_notification_rate(town):
     rate = kids.join(notified, on="person_id", how="left").fill_null(0).group_by("family_abuse").agg(pl.col("len").mean())
     by_abuse = dict(rate.iter_rows())
     assert by_abuse[True] > 1.5 * by_abuse[False]
+
+
+def test_mess_is_counted_and_validation_accounts_for_every_row(tmp_path):
+    from sources.readers import read_extract
+    from validate.context import gx_context
+    from validate.contract import validate_extract
+
+    spec = SynthSpec(persons=1500, seed=4, start=date(2023, 1, 1), end=date(2025, 6, 30), mess=0.05)
+    folder = generate(spec).write(tmp_path, "csv-dk")
+    mess = __import__("json").loads((tmp_path / "synth_mess.json").read_text())
+    registry = load_registry()
+    context = gx_context(tmp_path / "home")
+    registered = None
+    for name in ("population", "school_absence", "benefits"):
+        source = registry[name]
+        validation = validate_extract(read_extract(folder, source), source, context=context, today=spec.end, registered=registered)
+        if name == "population":
+            registered = {"population.person_id": validation.valid["person_id"]}
+            continue
+        injected = mess[name]
+        # Each injected fault quarantines exactly one row: the superseded original, the copy, the stray.
+        assert validation.rows_quarantined == injected["corrections"] + injected["duplicates"] + injected["redelivered"] + injected["unknown_ids"]
+        assert validation.rows_in == validation.rows_valid + validation.rows_quarantined
+
+
+def test_danish_csv_is_semicolon_decimal_comma_and_day_first(tmp_path):
+    folder = generate(SPEC).write(tmp_path, "csv-dk")
+    raw = (folder / "school_absence.csv").read_bytes()
+    assert not raw.startswith(b"\xef\xbb\xbf")  # this source comes in Latin-1
+    header, first = raw.decode("cp1252").splitlines()[:2]
+    assert header.startswith("person_id;event_date;absence_pct")
+    assert re.fullmatch(r"\d{6}-\d{4};\d{2}-\d{2}-\d{4};\d+,\d;\d{2}-\d{2}-\d{4};1", first)
+    assert (folder / "benefits.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_people_move_away_come_back_and_die(town):
+    events = town.extracts["population_events"]
+    assert {"moved_in", "moved_out", "died"} <= set(events["event"])
+    moves = events.group_by("person_id").agg(pl.col("event").sort_by("event_date"))
+    assert moves.filter(pl.col("event").list.join(",").str.contains("moved_out,moved_in")).height > 0
+
+
+@pytest.mark.slow
+def test_base_rates_come_near_the_danish_figures():
+    """Rates measured on 80,000 residents against the national targets and tolerances of sources/baserates.py."""
+    from sources.baserates import TARGETS, measure, report
+
+    spec = SynthSpec(persons=80_000, seed=7, start=date(2021, 1, 1), end=date(2026, 10, 31))
+    town = generate(spec)
+    measured = measure(town.extracts, town.ground_truth, spec.end)
+    off = [name for name, target in TARGETS.items() if not target.accepts(measured[name])]
+    assert not off, report(measured)

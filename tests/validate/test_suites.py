@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from validate.suites import ISO_DATE, NUMBER, build_suite
+from validate.suites import DATE, ISO_DATE, NUMBER, build_suite
 
 
 def kinds(suite) -> set[tuple[str, str]]:
@@ -18,14 +18,16 @@ def test_school_absence_suite_holds_every_registry_rule(registry):
     suite = build_suite(registry["school_absence"])
     assert suite.name == "school_absence"
     assert kinds(suite) == {
-        ("missing", "person_id"), ("pattern", "person_id"),
+        ("missing", "person_id"), ("pattern", "person_id"), ("reference", "person_id"),
         ("missing", "event_date"), ("date", "event_date"), ("future", "event_date"),
         ("missing", "absence_pct"), ("float", "absence_pct"), ("range", "absence_pct"),
         ("missing", "known_date"), ("date", "known_date"), ("future", "known_date"),
-        ("unique", "['person_id', 'event_date']"), ("order", "known_date"),
+        ("missing", "version"), ("int", "version"), ("range", "version"),
+        ("unique", "['person_id', 'event_date']"), ("duplicate", "['person_id', 'event_date']"),
+        ("superseded", "version"), ("order", "known_date"),
     }
     between = next(e for e in suite.expectations if e.meta["check"] == "range")
-    assert (between.column, between.min_value, between.max_value) == ("absence_pct__float", 0, 100)
+    assert (between.column, between.min_value, between.max_value) == ("absence_pct__number", 0, 100)
 
 
 def test_nullable_column_has_no_not_null_rule_and_sets_become_in_set(registry):
@@ -49,6 +51,15 @@ def test_date_rule_accepts_exactly_the_real_calendar_dates():
                  "31-02-2024", "2024-1-5", "20240105", "2024-01-05 ", "0224-01-05", "2024-01-05\n"]:
         assert not rule.search(text), text
     assert rule.search("2000-02-29") and rule.search("2024-02-29")
+
+
+def test_danish_dates_are_real_calendar_dates_too():
+    day, rule = date(1996, 1, 1), re.compile(DATE)
+    while day < date(2030, 1, 1):
+        assert rule.search(day.strftime("%d-%m-%Y")) and rule.search(day.isoformat()), day
+        day += timedelta(days=1)
+    for text in ["31-02-2024", "29-02-2023", "29-02-2100", "31-04-2024", "01-13-2024", "1-1-2024", "01.01.2024", "01-01-24"]:
+        assert not rule.search(text), text
 
 
 @pytest.mark.parametrize(("text", "ok"), [("12", True), ("12.5", True), ("12,5", True), ("-1e3", True),

@@ -1,0 +1,106 @@
+"""The model card: intended use, data, metrics, fairness and limits, in markdown for MLflow and auditors."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+
+from features.catalogue import CATALOGUE
+from models.evaluate import ORACLE
+from models.fairness import BAND, format_table
+
+HEADLINE = ("roc_auc", "average_precision", "precision_at_capacity", "recall_at_capacity", "brier", "calibration_error")
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _grid_table(result: Any) -> str:
+    summary = result.cv.summary().filter(pl.col("metric").is_in(HEADLINE)).pivot("metric", index="candidate", values="mean")
+    lines = ["| candidate | " + " | ".join(HEADLINE) + " |", "|---" * (len(HEADLINE) + 1) + "|"]
+    for row in summary.sort("candidate").iter_rows(named=True):
+        name = row["candidate"] + (" **(chosen)**" if row["candidate"] == result.candidate else "")
+        lines.append(f"| {name} | " + " | ".join(_num(row.get(m)) for m in HEADLINE) + " |")
+    return "\n".join(lines)
+
+
+def _per_date_table(result: Any) -> str:
+    rows = result.cv.metrics.filter(pl.col("candidate").is_in([result.candidate, ORACLE]) & pl.col("metric").is_in(HEADLINE[:4]))
+    lines = ["| test as-of | who | rows | escalations | " + " | ".join(HEADLINE[:4]) + " |", "|---" * 8 + "|"]
+    for (as_of, who), part in rows.group_by("as_of", "candidate", maintain_order=True):
+        cells = {r["metric"]: f"{_num(r['value'])} [{_num(r['low'])}, {_num(r['high'])}]" for r in part.iter_rows(named=True)}
+        counts = result.cv.metrics.filter((pl.col("candidate") == who) & (pl.col("as_of") == as_of))
+        n = counts.filter(pl.col("metric") == "rows")["value"]
+        pos = counts.filter(pl.col("metric") == "positives")["value"]
+        lines.append(f"| {as_of} | {who} | {int(n[0]) if len(n) else '—'} | {int(pos[0]) if len(pos) else '—'} | "
+                     + " | ".join(cells.get(m, "—") for m in HEADLINE[:4]) + " |")
+    return "\n".join(lines[:2] + sorted(lines[2:]))
+
+
+def model_card(result: Any, *, name: str) -> str:
+    """The card of a training result, as markdown."""
+    gate = result.gate
+    missing_groups = [g for g in ("sex", "age_band", "district", "origin_group") if g not in result.fairness_groups]
+    oracle = "oracle_average_precision_mean" in result.metrics
+    features = "\n".join(f"- `{f.name}`: {f.why}" for f in CATALOGUE) + "\n- `age_years`: the child's age on the as-of date."
+    return f"""# Model card: {name} ({result.candidate})
+
+## Intended use
+Ranks children without an open case by their risk of a support measure or placement within
+{result.horizon_days} days, so that each family team can offer early, voluntary help to the few it has capacity
+for. The score (1-20, twentieths of the training population's risk) is one input to a caseworker's
+judgement next to the rules that fired and the signals behind them. **A person decides**; the score
+never opens a case, never triggers a measure and is never shown to anyone outside the child's team.
+
+Not for: deciding on measures or placements, assessing parents, any use outside the cohort below,
+or any use without the caseworker reading the reasons.
+
+## Data
+{result.definition.markdown(result.horizon_days)}
+- As-of dates: {", ".join(str(d) for d in result.training_as_of)} ({result.rows} person-dates, {result.positives} escalations)
+- Data snapshot SHA-256: `{result.data_hash}`
+- Features (computed with only what was known on each as-of date):
+{features}
+
+## Training and selection
+Temporal cross-validation: each test date is predicted by models trained only on earlier as-of dates
+whose {result.horizon_days}-day outcome window had closed, with labels as known on the test date.
+Probabilities are calibrated ({result.model.calibration}) on the training rows only. The candidate with the
+best mean average precision over the test dates is refitted on all as-of dates.
+
+Mean over test dates ({len(result.cv.folds)} folds):
+
+{_grid_table(result)}
+
+Team capacities used for precision/recall at capacity: {result.cv.capacity}
+
+## Metrics per test date (chosen model{" and oracle" if oracle else ""}; 95% bootstrap intervals)
+{_per_date_table(result)}
+{"The oracle is the true risk known to the synthetic municipality: the gap to it is what better data or models could still win." if oracle else ""}
+
+## Fairness
+Audit of the out-of-time predictions at the score rule's cut (score >= 19), per group, with
+disparities to the largest group (Aequitas definitions; band {BAND[0]}-{BAND[1]}).
+Gate: **{"PASSED" if gate.passed else "FAILED"}** (metrics {", ".join(gate.checked.get("metrics", []))};
+groups judged only where the metric's denominator is at least {gate.checked.get("min_denominator")}).
+{"".join(f"{chr(10)}- {f}" for f in gate.failures)}
+{f"Not judged (too few rows): {len(gate.checked.get('not_judged', []))} group-metric pairs." if gate.checked.get("not_judged") else ""}
+{f"Not audited, no such column in the data: {', '.join(missing_groups)}." if missing_groups else ""}
+
+```
+{format_table(result.fairness, ("pprev", "precision", "fpr", "fnr"))}
+```
+
+## Limits
+- The label is a municipal decision (a measure or placement), not harm itself: the model learns where
+  the municipality has acted before, including its blind spots and biases.
+- A child's own behaviour, the most common placement reason, shows in no parental register; teenagers'
+  risk is under-read.
+- Parents' problems only count once a register knows them (e.g. a treatment start reaches the
+  municipality weeks late), and most substance abuse is never treated.
+- Escalations are rare: with few of them per date the intervals above are wide; read them, not the point values.
+- Trained on {"synthetic data: the numbers say nothing about a real municipality" if oracle else "the data described above"}.
+"""

@@ -1,0 +1,86 @@
+"""The labelled data a model learns from: the cohort on each as-of date, its features, its outcome."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+
+from features.catalogue import FEATURE_NAMES
+from features.table import feature_table
+from models.labels import CHILDREN, Definition, cohort, escalation
+
+MODEL_FEATURES: tuple[str, ...] = ("age_years", *FEATURE_NAMES)
+AGE_BANDS: tuple[tuple[int, int, str], ...] = ((0, 5, "0-5"), (6, 11, "6-11"), (12, 17, "12-17"), (18, 200, "18+"))
+
+
+def matrix(frame: pl.DataFrame) -> np.ndarray:
+    """The model's input matrix, columns in MODEL_FEATURES order, nulls as NaN."""
+    return frame.select(pl.col(c).cast(pl.Float64) for c in MODEL_FEATURES).to_numpy()
+
+
+def age_band() -> pl.Expr:
+    """The age band of age_years, for fairness audits."""
+    expr = None
+    for low, high, name in AGE_BANDS:
+        within = pl.col("age_years").is_between(low, high)
+        expr = pl.when(within).then(pl.lit(name)) if expr is None else expr.when(within).then(pl.lit(name))
+    return expr.otherwise(None).alias("age_band")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The scored cohort with features per as-of date, and the register whose rows label it."""
+
+    frames: dict[date, pl.DataFrame]
+    outcomes: pl.DataFrame
+    horizon_days: int
+    definition: Definition = CHILDREN
+
+    @property
+    def dates(self) -> list[date]:
+        return sorted(self.frames)
+
+    def labelled(self, as_of: date, *, known_by: date | None = None) -> pl.DataFrame:
+        """The cohort on as_of with its label; with known_by, only outcomes known by then count."""
+        frame = self.frames[as_of]
+        label = escalation(frame, self.outcomes, as_of, self.horizon_days, known_by=known_by)
+        return frame.with_columns(label, as_of=pl.lit(as_of))
+
+    def labelled_all(self, dates: list[date] | None = None, *, known_by: date | None = None) -> pl.DataFrame:
+        """Several as-of dates stacked, each labelled as known by known_by."""
+        return pl.concat([self.labelled(d, known_by=known_by) for d in (dates or self.dates)], how="vertical_relaxed")
+
+
+def build(sources: dict[str, pl.DataFrame], as_of_dates: list[date], horizon_days: int) -> Dataset:
+    """Features and cohort for every as-of date; refuses dates whose outcomes are not yet all known."""
+    outcomes = sources["support_measures"]
+    # The extract's date is the latest thing any register knew; outcomes are known up to it.
+    last_known = max((f["known_date"].max() for f in sources.values() if "known_date" in f.columns and f.height), default=None)
+    unripe = [d for d in sorted(as_of_dates) if last_known is not None and d + timedelta(days=horizon_days) > last_known]
+    if unripe:
+        raise ValueError(
+            f"as-of date(s) {[str(d) for d in unripe]} need {horizon_days} days of outcomes after them, but the "
+            f"registers are known only up to {last_known}; use dates up to {last_known - timedelta(days=horizon_days)}"
+        )
+    frames = {}
+    for d in sorted(set(as_of_dates)):
+        table, _ = feature_table(sources, d)
+        frames[d] = cohort(table, outcomes, d).with_columns(age_band())
+    return Dataset(frames=frames, outcomes=outcomes, horizon_days=horizon_days)
+
+
+def labelled_cohort(sources: dict[str, pl.DataFrame], as_of: date, horizon_days: int) -> pl.DataFrame:
+    """The scored cohort on as_of with features and its escalation label."""
+    table, _ = feature_table(sources, as_of)
+    scored = cohort(table, sources["support_measures"], as_of)
+    return scored.with_columns(escalation(scored, sources["support_measures"], as_of, horizon_days), as_of=pl.lit(as_of))
+
+
+def data_hash(frame: pl.DataFrame) -> str:
+    """SHA-256 of exactly what the model was trained on: as-of, pseudonym, features and label."""
+    snapshot = frame.select("as_of", "person", *MODEL_FEATURES, "label").sort("as_of", "person").write_csv()
+    return hashlib.sha256(snapshot.encode()).hexdigest()

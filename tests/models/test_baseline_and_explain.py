@@ -1,0 +1,111 @@
+"""The points baseline, calibration of the scorer, and the plain-language explanations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.baseline import PointsRule
+from models.dataset import MODEL_FEATURES
+from models.explain import contributions, describe, signals
+from models.scorer import RiskScorer, gradient_boosting
+
+NAMES = ("notifications_365d", "school_absence_pct_90d", "parent_substance_treatment_365d")
+RULE = (("notifications_365d", 2, 1), ("notifications_365d", 2, 3), ("school_absence_pct_90d", 2, 15),
+        ("parent_substance_treatment_365d", 3, 1))
+
+
+def _children(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.poisson(0.3, n), rng.beta(1.5, 20, n) * 100, rng.random(n) < 0.05]).astype(float)
+    X[rng.random(n) < 0.3, 1] = np.nan  # not of school age
+    logit = -4 + 0.8 * X[:, 0] + 0.08 * np.nan_to_num(X[:, 1]) + 1.5 * X[:, 2]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return X, y
+
+
+def test_points_are_fixed_per_signal_and_missing_scores_nothing():
+    X = np.array([[0, 20, 0], [1, np.nan, 1], [4, 10, 0], [3, 15, 1]], dtype=float)
+    model = PointsRule(points=RULE, feature_names=NAMES)
+    assert model.fit(X, [0, 1, 0, 1]) is model
+    assert model.decision_function(X).tolist() == [2, 5, 4, 9]
+    assert model.contributions(X)[3].tolist() == [2, 2, 2, 3]
+    risk = model.predict_proba(X)[:, 1]
+    assert np.all(np.diff(risk[np.argsort(model.decision_function(X))]) >= 0), "more points never means less risk"
+
+
+def test_points_rule_init_is_keyword_only_and_errors_name_what_is_allowed():
+    with pytest.raises(TypeError):
+        PointsRule(RULE)
+    X, y = _children(50)
+    with pytest.raises(ValueError, match=r"unknown feature\(s\) \['dental'\]; features: \["):
+        PointsRule(points=(("dental", 1, 1),), feature_names=NAMES).fit(X, y)
+    with pytest.raises(ValueError, match="feature_names has 2 names but X has 3 columns"):
+        PointsRule(feature_names=NAMES[:2]).fit(X, y)
+
+
+@pytest.mark.parametrize("estimator", [None, PointsRule(points=RULE, feature_names=NAMES), gradient_boosting()],
+                         ids=["logistic", "points", "boosting"])
+def test_calibrated_risk_matches_observed_rates_on_new_data(estimator):
+    X, y = _children(6000)
+    X_new, y_new = _children(6000, seed=1)
+    model = RiskScorer(estimator=estimator).fit(X, y)
+    risk = model.predict_proba(X_new)[:, 1]
+    assert abs(risk.mean() - y_new.mean()) < 0.01
+    top = risk >= np.quantile(risk, 0.9)
+    assert abs(risk[top].mean() - y_new[top].mean()) < 0.06
+    assert set(np.unique(model.score_levels(X))) <= set(range(1, 21))
+
+
+def test_scorer_refuses_unknown_calibration():
+    X, y = _children(200)
+    with pytest.raises(ValueError, match=r"calibration must be one of \('sigmoid', 'isotonic'\)"):
+        RiskScorer(calibration="platt").fit(X, y)
+
+
+def test_logistic_contributions_are_coefficient_times_standardised_value():
+    X, y = _children(2000)
+    model = RiskScorer().fit(X, y)
+    pipe = model.estimator_
+    coef = pipe[-1].coef_[0]
+    scale = pipe.named_steps["scale"]
+    row = X[:1]
+    got = contributions(model, row)[0]
+    imputed = pipe.named_steps["impute"].transform(row)[0]
+    z = (imputed - scale.mean_) / scale.scale_
+    assert got[0] == pytest.approx(coef[0] * z[0])
+    assert got[1] == pytest.approx(coef[1] * z[1] + coef[3] * z[3])  # value plus its missing indicator
+    assert got.sum() == pytest.approx(pipe.decision_function(row)[0] - pipe[-1].intercept_[0])
+
+
+def test_texts_are_plain_danish_and_english():
+    assert describe("notifications_365d", 3.0, "da") == "3 underretninger det seneste år"
+    assert describe("notifications_365d", 3.0, "en") == "3 notifications in the past year"
+    assert describe("school_absence_pct_90d", 17.25, "da") == "17,2 % fravær fra skolen de seneste 90 dage"
+    assert describe("school_absence_pct_90d", None, "en") == "no school absence on record in the past 90 days"
+    assert describe("parent_substance_treatment_365d", 1.0, "da").startswith("1 forælder")
+
+
+def test_signals_list_the_top_contributors_with_texts_and_skip_zero_counts():
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = np.zeros((n, len(MODEL_FEATURES)))
+    X[:, 0] = rng.integers(0, 18, n)
+    col = {name: i for i, name in enumerate(MODEL_FEATURES)}
+    X[:, col["notifications_365d"]] = rng.poisson(0.3, n)
+    X[:, col["parent_substance_treatment_365d"]] = rng.random(n) < 0.05
+    X[:, col["days_since_last_notification"]] = np.nan
+    logit = -4 + 0.9 * X[:, col["notifications_365d"]] + 2 * X[:, col["parent_substance_treatment_365d"]]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    model = RiskScorer().fit(X, y)
+    person = np.zeros((2, len(MODEL_FEATURES)))
+    person[:, 0] = 9
+    person[:, col["days_since_last_notification"]] = np.nan
+    person[0, col["notifications_365d"]] = 3
+    person[0, col["parent_substance_treatment_365d"]] = 1
+    result = signals(model, person, MODEL_FEATURES)
+    first = result[0].to_list()
+    assert [s["feature"] for s in first][:2] == ["parent_substance_treatment_365d", "notifications_365d"]
+    assert first[1]["text_da"] == "3 underretninger det seneste år" and first[1]["value"] == 3.0
+    assert all(s["contribution"] > 0 and s["text_en"] for s in first)
+    assert [s["feature"] for s in result[1].to_list()] == [], "nothing raises the risk of a child without signals"

@@ -1,0 +1,109 @@
+"""Training logs everything to MLflow; promotion is a person's decision, refused by a failed gate unless overridden."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from audit.log import read, verify
+from casework.store import Store
+from models import registry
+from models.dataset import MODEL_FEATURES
+from sources.synth import SynthSpec, generate
+from tidlig.cli import app
+
+pytestmark = pytest.mark.slow
+DATES = [date(2023, 5, 1), date(2023, 11, 1), date(2024, 5, 1), date(2024, 11, 1), date(2025, 5, 1)]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    from models.train import train
+
+    town = generate(SynthSpec(persons=2500, seed=5, start=date(2021, 1, 1), end=date(2026, 10, 31)))
+    return train(town.extracts, DATES, 365, oracle=getattr(town, "oracle", None), n_boot=20)
+
+
+@pytest.fixture
+def registered(trained, tidlig_home: Path, monkeypatch):
+    uri = f"sqlite:///{tidlig_home / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    registry.connect(uri, tidlig_home / "mlartifacts")
+    store = Store.from_url(f"sqlite:///{tidlig_home / 'tidlig.db'}")
+    store.create_schema()
+    version = registry.log_and_register(trained, "m", engine=store.engine)
+    return trained, version, store, uri
+
+
+def test_a_training_run_logs_metrics_plots_fairness_and_card(registered):
+    import mlflow
+
+    result, version, store, _ = registered
+    assert registry.alias_version("m", "candidate") == version and registry.alias_version("m", "champion") is None
+    run = mlflow.search_runs(experiment_names=[registry.EXPERIMENT], output_format="list")[0]
+    assert run.data.tags["data_hash"] == result.data_hash and run.data.params["candidate"] == result.candidate
+    assert "average_precision_mean" in run.data.metrics and "cv.points.average_precision" in run.data.metrics
+    files = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"features.json", "model_card.md", "labels.md", "plots", "fairness", "evaluation"} <= files
+    plots = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/calibration.png", "plots/precision_at_k.png", "plots/metrics_over_time.png"}
+    card = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="model_card.md")).read_text()
+    for heading in ("## Intended use", "## Data", "## Fairness", "## Limits"):
+        assert heading in card
+    model, loaded = registry.load("m", "candidate")
+    assert loaded == version
+    X = np.zeros((3, len(MODEL_FEATURES)))
+    assert model.score_levels(X).tolist() == result.model.score_levels(X).tolist()
+    assert [e.kind for e in read(store.engine)] == ["model.registered"]
+
+
+def test_promotion_is_refused_by_a_failed_gate_and_accepted_with_an_override(registered, monkeypatch):
+    from mlflow import MlflowClient
+
+    _, version, store, uri = registered
+    client = MlflowClient()
+    client.set_model_version_tag("m", version, registry.GATE_TAG, "failed")
+    client.set_model_version_tag("m", version, registry.FAILURES_TAG, json.dumps(["fpr disparity 1.40 for district=Nord"]))
+    runner = CliRunner()
+    monkeypatch.setenv("TIDLIG_DATABASE_URL", str(store.engine.url))
+    base = ["models", "promote", "m", version, "--by", "Birgit Leder", "--reason", "better AP", "--tracking-uri", uri]
+
+    refused = runner.invoke(app, base)
+    assert refused.exit_code == 1 and "fairness gate" in refused.output and "district=Nord" in refused.output
+    assert registry.alias_version("m", "champion") is None
+
+    accepted = runner.invoke(app, [*base, "--override-gate", "Nord's higher FPR reviewed with the DPO"])
+    assert accepted.exit_code == 0, accepted.output
+    assert registry.alias_version("m", "champion") == version
+
+    events = read(store.engine)
+    assert [e.kind for e in events] == ["model.registered", "model.promotion_refused", "model.gate_overridden", "model.promoted"]
+    assert events[1].payload["gate_failures"] == ["fpr disparity 1.40 for district=Nord"] and events[1].actor == "Birgit Leder"
+    assert events[2].payload["reason"] == "Nord's higher FPR reviewed with the DPO"
+    assert events[3].payload == {"name": "m", "version": version, "alias": "champion", "by": "Birgit Leder", "reason": "better AP"}
+    assert verify(store.engine).ok
+
+    listed = runner.invoke(app, ["models", "list", "--tracking-uri", uri])
+    assert listed.exit_code == 0 and "champion" in listed.output and "candidate" in listed.output
+
+
+def test_a_passed_gate_promotes_without_override_and_the_bootstrap_is_audited(registered):
+    from mlflow import MlflowClient
+
+    _, version, store, _ = registered
+    MlflowClient().set_model_version_tag("m", version, registry.GATE_TAG, "passed")
+    registry.crown_first("m", version, engine=store.engine, gate_passed=True)
+    assert registry.alias_version("m", "champion") == version
+    with pytest.raises(ValueError, match="already has a champion"):
+        registry.crown_first("m", version, engine=store.engine, gate_passed=True)
+    done = registry.promote("m", version, by="Birgit Leder", reason="re-affirm", engine=store.engine)
+    assert done.previous == version and not done.overridden
+    promoted = [e for e in read(store.engine) if e.kind == "model.promoted"]
+    assert promoted[0].actor == "system" and promoted[0].payload["reason"].startswith("bootstrap")
+    with pytest.raises(ValueError, match="reason"):
+        registry.promote("m", version, by="Birgit Leder", reason=" ", engine=store.engine)

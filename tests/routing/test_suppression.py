@@ -1,0 +1,155 @@
+"""Suppression: open case, recent decisions, moved away or deceased; suppressed flags are kept with the reason."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from routing.route import route
+from routing.suppression import HISTORY_SCHEMA, latest_decisions, suppress
+from routing.table import RoutingError, load_routing_table
+from rules.conditions import PERSON_SCHEMA
+from rules.engine import evaluate, load_rules
+
+AS_OF = date(2025, 6, 2)
+RULESET = load_rules()
+TABLE = load_routing_table()
+
+
+def persons(*rows: dict) -> pl.DataFrame:
+    return pl.DataFrame([dict.fromkeys(PERSON_SCHEMA) | row for row in rows], schema=PERSON_SCHEMA)
+
+
+def child(person: str, **values) -> dict:
+    return {"person": person, "target": "child", "age_years": 10, "district": "Nord", **values}
+
+
+def decided(person: str, decision: str, days_ago: int, priority: int, defer_until: date | None = None) -> dict:
+    # Noon in Copenhagen, so the local day is the day meant.
+    at = datetime.combine(AS_OF - timedelta(days=days_ago), datetime.min.time(), timezone.utc) + timedelta(hours=10)
+    return {"person": person, "decision": decision, "decided_at": at, "priority": priority, "defer_until": defer_until}
+
+
+def history(*rows: dict) -> pl.DataFrame:
+    return pl.DataFrame(list(rows), schema=HISTORY_SCHEMA)
+
+
+def flags(frame: pl.DataFrame, past: pl.DataFrame | None = None, table=TABLE) -> dict:
+    drafts = route(evaluate(RULESET, frame), frame, RULESET, table, as_of=AS_OF, history=past)
+    return {d.person: d for d in drafts}
+
+
+def suppressed_by(frame: pl.DataFrame, past: pl.DataFrame | None = None) -> dict[str, list[str]]:
+    return {p: [s.rule_id for s in f.suppressed_by] for p, f in flags(frame, past).items()}
+
+
+def test_open_case_in_the_receiving_department_is_kept_with_its_reason_and_off_the_list():
+    [flag] = flags(persons(child("c", score=20, case_team="familie-syd"))).values()
+    assert flag.suppressed and (flag.team, flag.rank, flag.queued) == ("familie-syd", 0, False)
+    assert [r.rule_id for r in flag.reasons] == ["child-high-score"]
+    [why] = flag.suppressed_by
+    assert why.rule_id == "suppress-open-case"
+    assert why.text_da == "Har allerede en åben sag i Familieafdelingen hos teamet familie-syd, som modtager flaget"
+    assert why.values == {"case_department": "Familieafdelingen", "department": "Familieafdelingen", "case_team": "familie-syd"}
+
+
+def test_open_case_in_another_department_does_not_suppress():
+    # A child whose case sits in the job centre (as a routing table might allow) but whose flag goes to a family team.
+    routed = persons(child("c", case_team="jobcenter")).with_columns(team=pl.lit("familie-nord"), priority=pl.lit(2))
+    assert suppress(routed, RULESET, TABLE, history(), AS_OF) == {}
+
+
+def test_dismissed_within_90_days_is_suppressed_unless_more_severe():
+    frame = persons(
+        child("same-priority", school_absence_pct_90d=20.0),
+        child("too-long-ago", school_absence_pct_90d=20.0),
+        child("now-more-severe", school_absence_pct_90d=20.0, parent_substance_treatment_365d=1),
+        child("never-decided", school_absence_pct_90d=20.0),
+    )
+    past = history(
+        decided("same-priority", "dismiss", 90, 2),
+        decided("too-long-ago", "dismiss", 91, 2),
+        decided("now-more-severe", "dismiss", 10, 2),
+    )
+    assert suppressed_by(frame, past) == {
+        "same-priority": ["suppress-recently-dismissed"], "too-long-ago": [],
+        "now-more-severe": [], "never-decided": [],
+    }
+    why = flags(frame, past)["same-priority"].suppressed_by[0]
+    assert why.text_da == (
+        "Afvist af en sagsbehandler for 90 dage siden ved prioritet 2; intet nyt, mere alvorligt tegn siden (prioritet nu 2)"
+    )
+
+
+def test_the_latest_decision_counts_and_later_ones_are_not_seen_in_a_replay():
+    frame = persons(child("dismissed-then-deferred", score=20), child("decided-after-as-of", score=20))
+    past = history(
+        decided("dismissed-then-deferred", "dismiss", 30, 3),
+        decided("dismissed-then-deferred", "defer", 5, 3, defer_until=AS_OF),
+        decided("decided-after-as-of", "dismiss", -1, 3),
+    )
+    # The deferral ran out today, and it replaced the dismissal: the flag is back on the list.
+    assert suppressed_by(frame, past) == {"dismissed-then-deferred": [], "decided-after-as-of": []}
+
+
+def test_deferred_and_accepted_hold_the_flag_back():
+    frame = persons(child("deferred", score=20), child("accepted", score=20))
+    past = history(
+        decided("deferred", "defer", 3, 3, defer_until=AS_OF + timedelta(days=14)),
+        decided("accepted", "accept", 40, 3),
+    )
+    assert suppressed_by(frame, past) == {"deferred": ["suppress-deferred"], "accepted": ["suppress-recently-accepted"]}
+    assert flags(frame, past)["deferred"].suppressed_by[0].text_en.startswith("Deferred by a caseworker, who looks at it again in 14 days")
+
+
+def test_a_decision_late_in_the_evening_counts_on_the_local_day():
+    # 22:30 UTC on 1 June is 00:30 on 2 June in Copenhagen: decided today, 0 days ago.
+    at = datetime(2025, 6, 1, 22, 30, tzinfo=timezone.utc)
+    summary = latest_decisions(history({"person": "p", "decision": "dismiss", "decided_at": at, "priority": 2, "defer_until": None}), AS_OF)
+    assert summary.row(0, named=True)["days_since_decision"] == 0
+
+
+def test_moved_away_or_deceased_suppress_and_unknown_does_not():
+    frame = persons(
+        child("moved", score=20, moved_away=True),
+        child("died", score=20, deceased=True),
+        child("here", score=20, moved_away=False, deceased=False),
+        child("unknown", score=20),
+    )
+    assert suppressed_by(frame) == {
+        "moved": ["suppress-moved-away"], "died": ["suppress-deceased"], "here": [], "unknown": [],
+    }
+
+
+def test_persons_without_the_register_columns_are_not_suppressed_for_them():
+    frame = persons(child("c", score=20)).drop("moved_away", "deceased")
+    assert suppressed_by(frame) == {"c": []}
+
+
+def test_every_suppression_that_holds_is_recorded():
+    frame = persons(child("c", score=20, case_team="familie-nord", deceased=True))
+    assert suppressed_by(frame) == {"c": ["suppress-open-case", "suppress-deceased"]}
+
+
+def test_suppressed_flags_take_no_capacity(tmp_path):
+    import yaml
+
+    from routing.table import TEAMS_FILE
+
+    data = yaml.safe_load(TEAMS_FILE.read_text(encoding="utf-8"))
+    for team in data["teams"]:
+        team["weekly_capacity"] = 1
+    path = tmp_path / "teams.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    frame = persons(child("suppressed", score=20, case_team="familie-nord"), child("a", score=19), child("b", score=19))
+    result = flags(frame, table=load_routing_table(path))
+    assert {p: (f.rank, f.queued, f.suppressed) for p, f in result.items()} == {
+        "a": (1, False, False), "b": (2, True, False), "suppressed": (0, False, True),
+    }
+
+
+def test_a_history_without_its_columns_is_refused():
+    with pytest.raises(RoutingError, match=r"decision history lacks column\(s\) \['defer_until'\]"):
+        flags(persons(child("c", score=20)), history().drop("defer_until"))

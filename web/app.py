@@ -1,0 +1,174 @@
+"""The FastAPI application: wiring, security headers and error pages."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from casework.accounts import Accounts
+from casework.store import Store
+from web import admin, audit_pages, auth, citizen, csrf, flags, i18n, teams
+from web.templating import render
+
+STATIC = Path(__file__).with_name("static")
+
+SECURITY_HEADERS = {
+    # No scripts or styles from elsewhere, no framing (clickjacking), no sniffing.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def create_app(
+    database_url: str,
+    *,
+    home: Path | None = None,
+    secure_cookies: bool = True,
+    mlflow_tracking_uri: str | None = None,
+) -> FastAPI:
+    """The web app on a store; `home` holds Data Docs and the pseudonym key; secure cookies need HTTPS."""
+    store = Store.from_url(database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        store.close()
+
+    app = FastAPI(title="Tidlig", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    # Migrations and team seeding run here, before the first request, not on each worker's first hit.
+    store.create_schema()
+    _use_write_ahead_log(store)
+    accounts = Accounts(store.engine)
+    accounts.sync_teams(routing_teams())
+    _record_rules(accounts)
+    flags.warm_up()
+    app.state.store = store
+    app.state.accounts = accounts
+    app.state.secure_cookies = secure_cookies
+    app.state.home = home
+    app.state.mlflow_tracking_uri = mlflow_tracking_uri
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for module in (auth, i18n, flags, teams, audit_pages, citizen, admin):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        if not request.url.path.startswith("/static/"):
+            # Pages hold personal data: no copies in shared caches or the browser's back-forward cache.
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(auth.LoginRequired)
+    async def to_login(request: Request, _exc: auth.LoginRequired) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            target = "/"
+        return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
+
+    @app.exception_handler(auth.Forbidden)
+    async def forbidden(request: Request, exc: auth.Forbidden) -> Response:
+        return render(request, "error.html", status_code=403, title_key="error.403.title", message_key=exc.message_key)
+
+    @app.exception_handler(csrf.CsrfFailed)
+    async def csrf_failed(request: Request, _exc: csrf.CsrfFailed) -> Response:
+        return render(request, "error.html", status_code=403, title_key="error.title", message_key="error.csrf")
+
+    @app.exception_handler(LookupError)
+    async def not_found(request: Request, _exc: LookupError) -> Response:
+        auth.optional_viewer(request)
+        return render(request, "error.html", status_code=404, title_key="error.404.title", message_key="error.404.text")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        auth.optional_viewer(request)
+        if exc.status_code == 404:
+            return render(request, "error.html", status_code=404, title_key="error.404.title", message_key="error.404.text")
+        return render(request, "error.html", status_code=exc.status_code, title_key="error.title", message_key=str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, _exc: RequestValidationError) -> Response:
+        auth.optional_viewer(request)
+        return render(request, "error.html", status_code=400, title_key="error.title", message_key="error.404.text")
+
+    return app
+
+
+def _use_write_ahead_log(store: Store) -> None:
+    # Every page view appends to the audit log. In SQLite's default journal mode each of those
+    # commits blocks all readers and costs several fsyncs; with a write-ahead log readers go on
+    # while one writer commits, and a commit is one fsync (synchronous stays FULL: no view is lost).
+    if store.engine.dialect.name != "sqlite":
+        return
+    # On the raw connection: the store's engine opens every transaction with BEGIN IMMEDIATE,
+    # and SQLite refuses to change the journal mode inside a transaction.
+    raw = store.engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        raw.close()
+
+
+def routing_teams() -> list[dict[str, Any]]:
+    """The teams of the routing table, as the store seeds them."""
+    from routing.table import load_routing_table
+
+    return [
+        dict(id=team.id, name=team.name, department=team.department, weekly_capacity=team.weekly_capacity)
+        for team in load_routing_table().teams
+    ]
+
+
+def _record_rules(accounts: Accounts) -> None:
+    # The rule files' text is kept under each version the app has seen, so auditors can diff
+    # versions later even after the files on disk have changed.
+    version = _rules_version()
+    if version is not None:
+        from rules.engine import RULES_DIR
+
+        accounts.record_rules(version, Path(RULES_DIR))
+
+
+@lru_cache(maxsize=1)
+def _rules_version() -> str | None:
+    # Parsing the rule files takes most of a second; once per process is enough.
+    try:
+        from rules.engine import load_rules
+
+        return load_rules().version
+    except Exception:  # a rule file being edited must not keep caseworkers out
+        return None
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/")
+
+
+def app_from_environment() -> FastAPI:
+    """The app as `tidlig serve` starts it: store, home and MLflow from the environment."""
+    import os
+
+    from tidlig import settings
+
+    return create_app(
+        settings.database_url(),
+        home=settings.home(),
+        secure_cookies=os.environ.get("TIDLIG_WEB_INSECURE_COOKIES") != "1",
+        mlflow_tracking_uri=settings.mlflow_tracking_uri(),
+    )
