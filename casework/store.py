@@ -112,6 +112,7 @@ flags = sa.Table(
     sa.Column("rules_version", sa.String(100), nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("suppressed_by", sa.JSON),  # the suppression rules that held; null for a flag on the list
+    sa.Column("signals", sa.JSON),  # the model's top signals behind the score; null when not scored
     sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("as_of", "person"),
@@ -209,6 +210,7 @@ class Flag:
     created_at: datetime
     decisions: tuple[Decision, ...] = ()
     suppressed_by: tuple[Suppression, ...] = ()
+    signals: tuple[dict, ...] = ()
 
 
 class Store:
@@ -535,6 +537,7 @@ def _flag_values(draft: FlagDraft, run_id: str) -> dict[str, Any]:
         rules_version=draft.rules_version,
         reasons=jsonable(list(draft.reasons)),
         suppressed_by=jsonable(list(draft.suppressed_by)) if draft.suppressed_by else None,
+        signals=jsonable(list(draft.signals)) if draft.signals else None,
         run_id=run_id,
         created_at=_now(),
     )
@@ -575,6 +578,7 @@ def _flag(row: sa.Row, flag_decisions: tuple[Decision, ...]) -> Flag:
     values = dict(row._mapping)
     values["reasons"] = tuple(Reason(**reason) for reason in values["reasons"])
     values["suppressed_by"] = tuple(Suppression(**item) for item in values.get("suppressed_by") or ())
+    values["signals"] = tuple(values.get("signals") or ())
     values["created_at"] = _utc(values["created_at"])
     return Flag(**values, decisions=flag_decisions)
 

@@ -50,6 +50,9 @@ class FlagDraft:
     rules_version: str
     reasons: tuple[Reason, ...]
     suppressed_by: tuple[Suppression, ...] = ()  # kept, with why, instead of being put on the list
+    # The model's top signals behind the score, in plain words (feature, value, contribution,
+    # text_da, text_en; on a family flag also the member's person).
+    signals: tuple[dict, ...] = ()
 
     @property
     def suppressed(self) -> bool:

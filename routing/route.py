@@ -140,23 +140,35 @@ def route(
     members: dict[str, list[str]] = {}
     for family, person in groups.sort("family", "member").select("family", "person").iter_rows():
         members.setdefault(family, []).append(person)
+    explained = _signals(flagged)
 
-    def flag(row: dict, flag_reasons: tuple[Reason, ...], suppressed_by: tuple = ()) -> FlagDraft:
+    def flag(row: dict, flag_reasons: tuple[Reason, ...], flag_signals: tuple[dict, ...], suppressed_by: tuple = ()) -> FlagDraft:
         return FlagDraft(
             as_of=as_of, person=row["person"], target=row["target"], team=row["team"],
             priority=row["priority"], rank=row["rank"], queued=row["queued"], score=row["score"],
             probability=row["probability"], model_version=row["model_version"],
             rules_version=ruleset.version, reasons=flag_reasons, suppressed_by=suppressed_by,
+            signals=flag_signals,
         )
 
     drafts = []
     for row in ranked.select(*columns, "rank", "queued").iter_rows(named=True):
         if row["family"] is None:
-            drafts.append(flag(row, tuple(reasons[row["person"]])))
+            drafts.append(flag(row, tuple(reasons[row["person"]]), explained.get(row["person"], ())))
         else:
-            named = tuple(replace(r, person=m) for m in members[row["family"]] for r in reasons[m])
-            drafts.append(flag(row, named))
+            family = members[row["family"]]
+            named = tuple(replace(r, person=m) for m in family for r in reasons[m])
+            family_signals = tuple(dict(s, person=m) for m in family for s in explained.get(m, ()))
+            drafts.append(flag(row, named, family_signals))
     kept = routed.filter(pl.col("person").is_in(list(suppressed))).sort("team", "person")
     for row in kept.with_columns(rank=pl.lit(0), queued=pl.lit(False)).iter_rows(named=True):
-        drafts.append(flag(row, tuple(reasons[row["person"]]), suppressed[row["person"]]))
+        person = row["person"]
+        drafts.append(flag(row, tuple(reasons[person]), explained.get(person, ()), suppressed[person]))
     return drafts
+
+
+def _signals(flagged: pl.DataFrame) -> dict[str, tuple[dict, ...]]:
+    """The score's top signals per flagged person, when the score stage supplied them."""
+    if "signals" not in flagged.columns:
+        return {}
+    return {person: tuple(found) for person, found in flagged.select("person", "signals").iter_rows() if found}

@@ -206,6 +206,10 @@ def flags_show(
     typer.echo(f"Rules version: {f.rules_version}\nReasons:")
     for r in f.reasons:
         typer.echo(f"  - {r.text_da} / {r.text_en}  [{r.rule_id}: {r.values}]")
+    if f.signals:
+        typer.echo("What raised the score most:")
+        for signal in f.signals:
+            typer.echo(f"  - {signal['text_da']} / {signal['text_en']}")
     for d in f.decisions:
         typer.echo(f"Decision: {d.decision} by {d.by} at {d.at:%Y-%m-%d %H:%M}: {d.reason or ''}")
 

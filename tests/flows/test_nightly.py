@@ -58,6 +58,9 @@ def test_flags_are_routed_with_reasons_in_plain_words(nightly_run):
         assert flag.rules_version == first.rules_version
     scored = [f for f in flags if f.score is not None]
     assert scored and all(f.model_version == first.model_version for f in scored)
+    explained = [f for f in scored if f.signals]
+    assert explained, "scored flags carry the signals behind their score"
+    assert all(s["text_da"] and s["text_en"] for f in explained for s in f.signals)
     teams = {f.team for f in flags}
     assert teams <= {"sundhedsplejen", "familie-nord", "familie-syd", "familie-oest", "familie-vest", "voksen", "jobcenter"}
 
