@@ -253,6 +253,18 @@ class RulesChanged(Event):
 
 
 @dataclass(frozen=True)
+class CandidateRejected(Event):
+    """A person looked at a retrained candidate and chose not to promote it."""
+
+    kind: ClassVar[str] = "model.candidate_rejected"
+    free_text: ClassVar[tuple[str, ...]] = ("reason",)
+    name: str
+    version: str
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class ModelPromotionRefused(Event):
     """A promotion the fairness gate refused, and who asked for it."""
 
@@ -303,6 +315,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         UserStatusChanged,
         RulesChanged,
         ModelPromotionRefused,
+        CandidateRejected,
         FairnessGateOverridden,
     )
 }

@@ -181,13 +181,36 @@ def store_flags(store: Store, run_id: str, drafts: list[FlagDraft]) -> list[int]
     return store.save_flags(run_id, drafts)
 
 
+def ingest(store: Store, run_id: str, folder: Path, context: Any, max_invalid_share: float, home: Path) -> tuple[dict[str, pl.DataFrame], int]:
+    """Read, validate, account for and pseudonymise every registered source; returns the sources and rows quarantined."""
+    key = load_key(home)
+    sources: dict[str, pl.DataFrame] = {}
+    quarantined = 0
+    for name, source in load_registry().items():
+        try:
+            validation = validate_source(read_source(folder, source), source, context, max_invalid_share)
+        except InvalidShareError as refused:
+            # The extract is refused as a whole, but its quarantined rows are kept for the steward.
+            record_validation(store, run_id, refused.validation)
+            raise
+        record_validation(store, run_id, validation)
+        quarantined += validation.rows_quarantined
+        sources[name] = pseudonymise_source(validation, source, key)
+    return sources, quarantined
+
+
+def today_in_copenhagen() -> date:
+    """The municipality's calendar date, whatever the server's time zone."""
+    return datetime.now(ZoneInfo("Europe/Copenhagen")).date()
+
+
 @flow(name="nightly", log_prints=True)
 def nightly(params: NightlyParams) -> NightlySummary:
     """Score everyone known on the as-of date and route early-intervention flags to caseworkers."""
     from prefect.runtime import flow_run
 
     if params.as_of is None:
-        params = params.model_copy(update={"as_of": datetime.now(ZoneInfo("Europe/Copenhagen")).date()})
+        params = params.model_copy(update={"as_of": today_in_copenhagen()})
     config = settings.load_config(params.config)
     home = settings.home()
     folder = params.extracts or settings.extracts_dir(config)
@@ -198,19 +221,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
     try:
         registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
         context = gx_context(home)
-        key = load_key(home)
-        sources: dict[str, pl.DataFrame] = {}
-        quarantined = 0
-        for name, source in load_registry().items():
-            try:
-                validation = validate_source(read_source(folder, source), source, context, config.validate_.max_invalid_share)
-            except InvalidShareError as refused:
-                # The extract is refused as a whole, but its quarantined rows are kept for the steward.
-                record_validation(store, run_id, refused.validation)
-                raise
-            record_validation(store, run_id, validation)
-            quarantined += validation.rows_quarantined
-            sources[name] = pseudonymise_source(validation, source, key)
+        sources, quarantined = ingest(store, run_id, folder, context, config.validate_.max_invalid_share, home)
 
         table, families = build_features(sources, params.as_of)
         model, version = champion_model(

@@ -43,6 +43,8 @@ class Model(_Section):
     name: str
     training_as_of: list[date] = Field(min_length=2)
     horizon_days: int = Field(gt=0)
+    retrain_quarters: int = Field(ge=2)
+    approval_timeout_hours: float = Field(gt=0)
 
 
 class Rules(_Section):

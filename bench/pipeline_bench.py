@@ -1,0 +1,325 @@
+"""Benchmark: the nightly run stage by stage at 100,000, 650,000 and 6,000,000 persons, with peak memory.
+
+For each size a synthetic municipality is written, then one process runs the nightly stages in
+order through the flow's own task functions (without Prefect, so each stage is timed alone) and
+reports wall time and peak resident memory per stage; `--prefect` adds one run of the whole flow
+through Prefect at the smallest size, for the orchestration overhead. The champion is a scorer
+trained once on a small municipality: the nightly run scores, it does not train.
+
+Sizes above --tile persons are written as copies of one --tile municipality with disjoint ids
+(CPR serials, household, case and report ids shifted per copy): generating 6,000,000 persons at
+once would take more memory than the run it is meant to measure.
+
+    uv run python bench/pipeline_bench.py                       # 100k, 650k and 6M
+    uv run python bench/pipeline_bench.py --persons 650000 --prefect
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+SIZES = (100_000, 650_000, 6_000_000)
+STAGES = ("read+validate", "pseudonymise", "link+features", "score", "rules+routing", "store")
+AS_OF = date(2026, 11, 1)
+# Goals for a 2-core, 24 GB machine (seconds, GB) by size.
+GOALS = {650_000: (60, None), 6_000_000: (600, 16)}
+
+
+def _rss_gb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+
+
+class Stages:
+    """Wall time and peak resident memory per stage, sampled every 20 ms by a thread."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.peak: dict[str, float] = {}
+        self._current: str | None = None
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while True:
+            if self._current is not None:
+                self.peak[self._current] = max(self.peak.get(self._current, 0.0), _rss_gb())
+            time.sleep(0.02)
+
+    @contextmanager
+    def __call__(self, name: str):
+        self.peak[name] = _rss_gb()
+        self._current = name
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            self.peak[name] = max(self.peak[name], _rss_gb())
+            self._current = None
+
+
+def run_stages(folder: Path, home: Path, model_file: Path) -> dict:
+    """The nightly stages in order, as the flow runs them, timed one by one."""
+    os.environ["TIDLIG_HOME"] = str(home)
+    from casework.store import Store
+    from flows import nightly as n
+    from rules.engine import load_rules
+    from sources.pseudonym import load_key
+    from sources.registry import load_registry
+    from tidlig.settings import load_config
+    from validate.context import gx_context
+
+    timer = Stages()
+    config = load_config()
+    store = Store.from_url(f"sqlite:///{home / 'tidlig.db'}")
+    store.create_schema()
+    run_id = f"bench-{AS_OF}"
+    store.start_run(run_id, AS_OF, "nightly")
+    context, key = gx_context(home), load_key(home)
+    model, model_version = pickle.loads(model_file.read_bytes())
+    validations, sources, rows = {}, {}, 0
+    for name, source in load_registry().items():
+        with timer("read+validate"):
+            extract = n.read_source.fn(folder, source)
+            rows += extract.frame.height
+            validations[name] = n.validate_source.fn(extract, source, context, config.validate_.max_invalid_share)
+            del extract
+        with timer("store"):
+            n.record_validation.fn(store, run_id, validations[name])
+        with timer("pseudonymise"):
+            sources[name] = n.pseudonymise_source.fn(validations.pop(name), source, key)
+    with timer("link+features"):
+        table, families = n.build_features.fn(sources, AS_OF)
+    with timer("score"):
+        scored = n.score.fn(table, sources["support_measures"], model, model_version, AS_OF)
+    with timer("rules+routing"):
+        ruleset = load_rules()
+        hits = n.apply_rules.fn(scored, ruleset, AS_OF)
+        drafts = n.route_flags.fn(hits, scored, ruleset, None, AS_OF, families, store.decision_history(AS_OF))
+    with timer("store"):
+        created = n.store_flags.fn(store, run_id, drafts)
+        store.finish_run(run_id, "completed", {"flags_created": len(created)})
+    return {"seconds": timer.seconds, "peak_gb": timer.peak, "rows": rows, "persons_scored": table.height, "flags": len(created)}
+
+
+def train_champion(out: Path, home: Path) -> None:
+    """A scorer for the bench, trained the flow's way on a small municipality (one candidate, to be quick)."""
+    os.environ["TIDLIG_HOME"] = str(home)
+    from flows import nightly as n
+    from models.scorer import RiskScorer
+    from models.train import train
+    from sources.pseudonym import load_key
+    from sources.registry import load_registry
+    from sources.synth import SynthSpec, generate
+    from tidlig.settings import load_config
+    from validate.context import gx_context
+
+    config = load_config()
+    folder = generate(SynthSpec(persons=20_000, seed=3, start=config.synth.start, end=config.synth.end)).write(home / "train")
+    context, key = gx_context(home), load_key(home)
+    sources = {}
+    for name, source in load_registry().items():
+        validation = n.validate_source.fn(n.read_source.fn(folder, source), source, context, 0.2)
+        sources[name] = n.pseudonymise_source.fn(validation, source, key)
+    result = train(sources, config.model.training_as_of, config.model.horizon_days,
+                   candidates={"logistic_C1": RiskScorer(C=1.0)}, n_boot=20)
+    out.write_bytes(pickle.dumps((result.model, f"{config.model.name}/bench")))
+
+
+# Id columns made unique per copy; CPR serials move by an even step so the sex digit stays right.
+_SHIFTED_IDS = ("household_id", "case_id", "notification_id", "investigation_id", "report_id")
+_CPR_COLUMNS = ("person_id", "parent_id", "child_id")
+
+
+def _copy(frame: pl.DataFrame, copy: int) -> pl.DataFrame:
+    if copy == 0:
+        return frame
+    shifted = []
+    for column in frame.columns:
+        if column in _CPR_COLUMNS:
+            serial = pl.col(column).str.slice(7, 4).cast(pl.Int64, strict=False)
+            shifted.append(
+                pl.when(serial.is_not_null() & (serial < 2000))
+                .then(pl.col(column).str.slice(0, 7) + (serial + 2000 + 16 * copy).cast(pl.String))
+                .otherwise(pl.col(column) + f"~{copy}")
+                .alias(column)
+            )
+        elif column in _SHIFTED_IDS:
+            shifted.append((pl.col(column) + f"-{copy}").alias(column))
+    return frame.with_columns(shifted)
+
+
+def generate(persons: int, tile: int, out: Path) -> dict:
+    """Write the municipality's extracts to out/extracts: generated at once, or as copies of one tile."""
+    from sources.synth import SynthSpec, generate as make
+    from tidlig.settings import load_config
+
+    config = load_config()
+    start = time.perf_counter()
+    if persons <= tile:
+        make(SynthSpec(persons=persons, seed=1, start=config.synth.start, end=config.synth.end, mess=0.02)).write(out)
+        return {"seconds": time.perf_counter() - start, "copies": 1}
+    import pyarrow.parquet as pq
+
+    copies = -(-persons // tile)
+    if copies > 40:
+        raise SystemExit(f"{persons:,} persons would need {copies} copies of {tile:,}; raise --tile (at most 40 copies)")
+    town = make(SynthSpec(persons=-(-persons // copies), seed=1, start=config.synth.start, end=config.synth.end, mess=0.02))
+    folder = out / "extracts"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in town.extracts.items():
+        writer = None
+        for copy in range(copies):
+            table = _copy(frame, copy).to_arrow()
+            writer = writer or pq.ParquetWriter(folder / f"{name}.parquet", table.schema)
+            writer.write_table(table)
+        writer.close()
+    return {"seconds": time.perf_counter() - start, "copies": copies}
+
+
+def run_prefect(folder: Path, home: Path, model_file: Path) -> dict:
+    """One nightly run through Prefect (ephemeral API) with the bench champion registered first."""
+    os.environ["TIDLIG_HOME"] = str(home)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from flows.nightly import NightlyParams, nightly
+    from prefect import flow
+
+    @flow
+    def warm_up() -> None:
+        """Start the ephemeral API before timing: a real deployment talks to a running server."""
+
+    warm_up()
+    _register(home, model_file)
+    start = time.perf_counter()
+    summary = nightly(NightlyParams(as_of=AS_OF, extracts=folder))
+    seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    again = nightly(NightlyParams(as_of=AS_OF, extracts=folder))
+    return {"seconds": seconds, "rerun_seconds": time.perf_counter() - start, "flags": summary.flags_total,
+            "rerun_created": again.flags_created}
+
+
+def _register(home: Path, model_file: Path) -> None:
+    """Make the bench scorer the champion, so the flow does not train its own."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from models import registry
+    from tidlig import settings
+    from tidlig.settings import load_config
+
+    model, _ = pickle.loads(model_file.read_bytes())
+    registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
+    name = load_config().model.name
+    with mlflow.start_run(run_name="bench-champion"):
+        info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"],
+                                        serialization_format="cloudpickle")
+    version = mlflow.register_model(info.model_uri, name).version
+    MlflowClient().set_registered_model_alias(name, registry.CHAMPION, version)
+
+
+def _child(args: argparse.Namespace) -> None:
+    # VmHWM: the process's own peak, whatever its parent used.
+    action = {"stages": run_stages, "prefect": run_prefect}
+    if args.child == "train":
+        train_champion(args.model, args.home)
+        return
+    if args.child == "generate":
+        result = generate(args.size, args.tile, args.home)
+    else:
+        result = action[args.child](args.folder, args.home, args.model)
+    status = Path("/proc/self/status").read_text()
+    result["process_peak_gb"] = int(next(l.split()[1] for l in status.splitlines() if l.startswith("VmHWM"))) / 1e6
+    print(json.dumps(result))
+
+
+def _spawn(*args: str) -> dict:
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:2])} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, nargs="+", default=list(SIZES), help="sizes to run (default: 100k 650k 6M)")
+    parser.add_argument("--tile", type=int, default=650_000, help="sizes above this are written as copies of one such municipality")
+    parser.add_argument("--prefect", action="store_true", help="also time one run through Prefect at the smallest size")
+    parser.add_argument("--keep", type=Path, help="keep the generated data in this folder")
+    parser.add_argument("--child", choices=("generate", "train", "stages", "prefect"), help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args)
+        return
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    with tempfile.TemporaryDirectory(prefix="tidlig-bench-") as tmp:
+        base = args.keep or Path(tmp)
+        model = base / "champion.pickle"
+        print("training the bench champion on 20,000 persons ...", flush=True)
+        _spawn("--child", "train", "--home", str(base / "train"), "--model", str(model))
+        results = {}
+        for size in sorted(args.persons):
+            data = base / f"town-{size}"
+            made = _spawn("--child", "generate", "--size", str(size), "--tile", str(args.tile), "--home", str(data))
+            copies = f" as {made['copies']} copies" if made["copies"] > 1 else ""
+            print(f"{size:,} persons: generated{copies} in {made['seconds']:.0f} s (peak {made['process_peak_gb']:.1f} GB)", flush=True)
+            start = time.perf_counter()
+            results[size] = _spawn("--child", "stages", "--home", str(data / "run"), "--folder", str(data / "extracts"), "--model", str(model))
+            results[size]["wall"] = time.perf_counter() - start
+            print(f"{size:,} persons: nightly stages in {results[size]['wall']:.0f} s", flush=True)
+        if args.prefect:
+            size = min(args.persons)
+            data = base / f"town-{size}"
+            flow = _spawn("--child", "prefect", "--home", str(data / "prefect-run"), "--folder", str(data / "extracts"), "--model", str(model))
+        _table(results, flow if args.prefect else None)
+
+
+def _table(results: dict, flow: dict | None) -> None:
+    sizes = sorted(results)
+    head = f"{'stage':<16}" + "".join(f"{f'{s:,} persons':>26}" for s in sizes)
+    print("\n" + head + "\n" + f"{'':<16}" + "".join(f"{'seconds':>14}{'peak GB':>12}" for _ in sizes))
+    for stage in STAGES:
+        print(f"{stage:<16}" + "".join(
+            f"{results[s]['seconds'].get(stage, 0):>14.1f}{results[s]['peak_gb'].get(stage, 0):>12.1f}" for s in sizes))
+    print(f"{'total':<16}" + "".join(
+        f"{sum(results[s]['seconds'].values()):>14.1f}{results[s]['process_peak_gb']:>12.1f}" for s in sizes))
+    print(f"{'source rows':<16}" + "".join(f"{results[s]['rows']:>26,}" for s in sizes))
+    print(f"{'flags':<16}" + "".join(f"{results[s]['flags']:>26,}" for s in sizes))
+    for size, (seconds, gb) in GOALS.items():
+        if size in results:
+            total, peak = sum(results[size]["seconds"].values()), results[size]["process_peak_gb"]
+            ok = total <= seconds and (gb is None or peak <= gb)
+            print(f"goal {size:,}: <= {seconds} s" + (f", <= {gb} GB" if gb else "") + f": {'met' if ok else 'NOT met'} ({total:.0f} s, {peak:.1f} GB)")
+    if flow:
+        size = min(sizes)
+        overhead = flow["seconds"] - sum(results[size]["seconds"].values())
+        print(f"through Prefect at {size:,} persons: {flow['seconds']:.1f} s (orchestration and tracking about {overhead:+.1f} s); "
+              f"a rerun of the same key: {flow['rerun_seconds']:.1f} s, {flow['rerun_created']} flags created")
+
+
+if __name__ == "__main__":
+    main()

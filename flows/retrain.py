@@ -1,0 +1,134 @@
+"""The monthly retraining flow: train and audit a candidate, then wait for a person to approve it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+from prefect import flow, get_run_logger, pause_flow_run, task
+from prefect.cache_policies import NONE
+from prefect.exceptions import FlowPauseTimeout
+from prefect.input import RunInput
+from pydantic import BaseModel, ConfigDict, Field
+
+from audit.events import CandidateRejected
+from audit.log import append
+from casework.store import Store
+from flows.nightly import _team_capacity, ingest, today_in_copenhagen
+from models import registry
+from models.train import TrainingResult, train
+from tidlig import settings
+from validate.context import gx_context
+
+
+class RetrainParams(BaseModel):
+    """What a retraining run needs: the date it runs as of (default today), and optionally other extracts or config."""
+
+    model_config = ConfigDict(frozen=True)
+
+    as_of: date | None = None
+    extracts: Path | None = None
+    config: Path | None = None
+
+
+class Approval(RunInput):
+    """A person's decision on the candidate: approve or reject, with their name and a reason."""
+
+    approve: bool = Field(description="True promotes the candidate to champion; False keeps the current champion.")
+    by: str = Field(min_length=1, description="The name of the person deciding.")
+    reason: str = Field(min_length=1, description="Why: recorded in the audit log.")
+    override_gate: str | None = Field(
+        default=None, description="Only to promote despite a failed fairness gate: the reason for overriding it."
+    )
+
+
+@dataclass(frozen=True)
+class RetrainSummary:
+    """What a retraining run ended with."""
+
+    version: str
+    candidate: str
+    gate_passed: bool
+    outcome: str  # "promoted", "rejected", "refused by the fairness gate" or "no decision in time"
+
+
+def training_dates(as_of: date, horizon_days: int, quarters: int) -> list[date]:
+    """Quarterly as-of dates ending a horizon plus a quarter before as_of, so every outcome is known."""
+    latest = as_of - timedelta(days=horizon_days + 92)
+    latest = latest.replace(day=1)
+    dates = []
+    year, month = latest.year, latest.month
+    for _ in range(quarters):
+        dates.append(date(year, month, 1))
+        month -= 3
+        if month < 1:
+            month += 12
+            year -= 1
+    return sorted(dates)
+
+
+@task(cache_policy=NONE)
+def train_candidate(sources: dict[str, pl.DataFrame], dates: list[date], horizon_days: int, routing_table: Path | None) -> TrainingResult:
+    """Cross-validate the model grid over time, refit the best and audit its fairness."""
+    team_of, capacity = _team_capacity(routing_table)
+    return train(sources, dates, horizon_days, team_of=team_of, capacity=capacity)
+
+
+@task(cache_policy=NONE, retries=2, retry_delay_seconds=10)
+def register_candidate(result: TrainingResult, name: str, store: Store) -> str:
+    """Log the training run to MLflow and register the model with the alias candidate (audited)."""
+    return registry.log_and_register(result, name, engine=store.engine)
+
+
+@task(cache_policy=NONE)
+def decide(approval: Approval, name: str, version: str, store: Store) -> str:
+    """Carry out the person's decision: promote through the fairness gate, or record the rejection."""
+    if not approval.approve:
+        with store.engine.begin() as conn:
+            append(conn, CandidateRejected(name=name, version=version, by=approval.by, reason=approval.reason), actor=approval.by)
+        return "rejected"
+    try:
+        registry.promote(name, version, by=approval.by, reason=approval.reason, engine=store.engine, override=approval.override_gate)
+    except registry.PromotionRefused as refused:
+        get_run_logger().warning("Candidate %s/%s not promoted: %s", name, version, refused)
+        return "refused by the fairness gate"
+    return "promoted"
+
+
+@flow(name="retrain", log_prints=True)
+def retrain(params: RetrainParams) -> RetrainSummary:
+    """Train a candidate on rolling quarterly dates, then pause until a named person approves or rejects it."""
+    from prefect.runtime import flow_run
+
+    as_of = params.as_of or today_in_copenhagen()
+    config = settings.load_config(params.config)
+    home = settings.home()
+    store = Store.from_url(settings.database_url())
+    store.create_schema()
+    run_id = str(flow_run.id or f"local-retrain-{as_of}")
+    store.start_run(run_id, as_of, "retrain")
+    try:
+        registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
+        folder = params.extracts or settings.extracts_dir(config)
+        sources, _ = ingest(store, run_id, folder, gx_context(home), config.validate_.max_invalid_share, home)
+        dates = training_dates(as_of, config.model.horizon_days, config.model.retrain_quarters)
+        result = train_candidate(sources, dates, config.model.horizon_days, config.routing.table)
+        version = register_candidate(result, config.model.name, store)
+        gate = "passed" if result.gate.passed else "FAILED: promoting it needs override_gate with a reason"
+        print(f"Candidate {config.model.name}/{version} ({result.candidate}) is registered; fairness gate {gate}. Waiting for approval.")
+        approval = pause_flow_run(
+            wait_for_input=Approval,
+            timeout=int(config.model.approval_timeout_hours * 3600),
+            poll_interval=5,
+        )
+        outcome = decide(approval, config.model.name, version, store)
+    except FlowPauseTimeout:
+        # The candidate keeps its alias; the champion stays. A person can still promote it later.
+        outcome = "no decision in time"
+    except Exception as exc:
+        store.fail_run(run_id, type(exc).__name__, str(exc))
+        raise
+    store.finish_run(run_id, "completed", {"version": version, "candidate": result.candidate, "outcome": outcome})
+    return RetrainSummary(version=version, candidate=result.candidate, gate_passed=result.gate.passed, outcome=outcome)

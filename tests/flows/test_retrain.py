@@ -1,0 +1,62 @@
+"""The retraining flow pauses for a person's decision, and the decision lands in the audit log."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+
+import pytest
+
+from audit.log import read
+from casework.store import Store
+from flows.retrain import training_dates
+from sources.synth import SynthSpec, generate
+from tidlig.settings import load_config
+
+
+def test_training_dates_are_quarterly_and_end_before_outcomes_are_unknown():
+    dates = training_dates(date(2026, 11, 15), 365, 4)
+    assert dates == [date(2024, 11, 1), date(2025, 2, 1), date(2025, 5, 1), date(2025, 8, 1)]
+    assert all(d + __import__("datetime").timedelta(days=365) < date(2026, 11, 15) for d in dates)
+
+
+@pytest.mark.slow
+@pytest.mark.prefect
+def test_retraining_waits_for_approval_and_records_who_decided(tmp_path, monkeypatch, prefect_api):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.retrain import RetrainParams, retrain
+    from models import registry
+
+    monkeypatch.setenv("TIDLIG_HOME", str(tmp_path))
+    monkeypatch.delenv("TIDLIG_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = load_config()
+    folder = generate(SynthSpec(persons=2500, seed=13, start=config.synth.start, end=config.synth.end)).write(tmp_path)
+
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.update(summary=retrain(RetrainParams(as_of=date(2026, 11, 1), extracts=folder))))
+    runner.start()
+    paused = None
+    deadline = time.monotonic() + 240
+    with get_client(sync_client=True) as client:
+        while paused is None and time.monotonic() < deadline and runner.is_alive():
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+            paused = next((r for r in runs if r.name and r.flow_id), None)
+            time.sleep(1)
+    assert paused is not None, "the retraining flow never paused for approval"
+    resume_flow_run(paused.id, run_input={"approve": True, "by": "Lone Leder", "reason": "Bedre præcision ved kapacitet",
+                                          "override_gate": "Syntetiske data; aldersforskelle i basisrater er reelle"})
+    runner.join(timeout=120)
+    summary = outcome["summary"]
+    assert summary.outcome == "promoted"
+
+    engine = Store.from_url(f"sqlite:///{tmp_path / 'tidlig.db'}").engine
+    promoted = [e for e in read(engine) if e.kind == "model.promoted"]
+    assert promoted and promoted[-1].actor == "Lone Leder"
+    registry.connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert registry.alias_version(config.model.name, "champion") == summary.version
