@@ -65,6 +65,11 @@ runs = sa.Table(
     sa.Column("counts", sa.JSON),
     sa.Column("failed_stage", sa.String(100)),
     sa.Column("error", sa.Text),
+    # With as_of, the run key: the same key again finds the work done (migration 0005).
+    sa.Column("snapshot", sa.String(64)),
+    sa.Column("model_version", sa.String(200)),
+    sa.Column("rules_version", sa.String(500)),
+    sa.Index("ix_runs_as_of_flow", "as_of", "flow"),
 )
 
 source_checks = sa.Table(
@@ -147,6 +152,9 @@ class Run:
     counts: dict[str, Any] | None
     failed_stage: str | None
     error: str | None
+    snapshot: str | None = None  # hash of the extracts' bytes the run read
+    model_version: str | None = None
+    rules_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -245,13 +253,17 @@ class Store:
 
     # Runs
 
-    def start_run(self, run_id: str, as_of: date, flow: str) -> None:
-        """Record that a run began; a failed run may be started again under the same id."""
+    def start_run(
+        self, run_id: str, as_of: date, flow: str, *,
+        snapshot: str | None = None, model_version: str | None = None, rules_version: str | None = None,
+    ) -> None:
+        """Record that a run began, with its key if known; a failed run may be started again under the same id."""
         with self.engine.begin() as conn:
             existing = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
             values = dict(
                 as_of=as_of, flow=flow, status="running", started_at=_now(),
                 finished_at=None, counts=None, failed_stage=None, error=None,
+                snapshot=snapshot, model_version=model_version, rules_version=rules_version,
             )
             if existing is None:
                 conn.execute(runs.insert().values(run_id=run_id, **values))
@@ -297,6 +309,26 @@ class Store:
                 .values(status="failed", finished_at=_now(), failed_stage=stage, error=error)
             )
             audit_log.append(conn, RunFailed(run_id, run.as_of, stage, error), actor=SYSTEM)
+
+    def set_run_model(self, run_id: str, model_version: str) -> None:
+        """Complete a running run's key with the model version it scored with (known once the model is loaded)."""
+        with self.engine.begin() as conn:
+            run = _required_run(conn, run_id)
+            if run.status != "running":
+                raise ValueError(f"run {run_id!r} is {run.status}, not running; its key can no longer change")
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(model_version=model_version))
+
+    def runs_with_key(
+        self, as_of: date, flow: str, *, snapshot: str, rules_version: str, model_version: str | None = None,
+    ) -> list[Run]:
+        """Runs of the same key, oldest first (any model version when model_version is None)."""
+        query = sa.select(runs).where(
+            runs.c.as_of == as_of, runs.c.flow == flow, runs.c.snapshot == snapshot, runs.c.rules_version == rules_version,
+        )
+        if model_version is not None:
+            query = query.where(runs.c.model_version == model_version)
+        with self.engine.connect() as conn:
+            return [_run(row) for row in conn.execute(query.order_by(runs.c.started_at, runs.c.run_id))]
 
     def get_run(self, run_id: str) -> Run:
         """One run by id."""

@@ -60,3 +60,22 @@ def _age_years(as_of: date) -> pl.Expr:
     birth = pl.col("birth_date")
     had_birthday = (birth.dt.month() < as_of.month) | ((birth.dt.month() == as_of.month) & (birth.dt.day() <= as_of.day))
     return (as_of.year - birth.dt.year() - (~had_birthday).cast(pl.Int32)).cast(pl.Int64)
+
+
+def residency(population_events: pl.DataFrame, persons: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """For every person: moved_away (their latest known move was out) and deceased, as known on as_of."""
+    events = known_by(population_events, as_of).filter(pl.col("event_date") <= as_of)
+    died = events.filter(pl.col("event") == "died").select(person="person_id").unique().with_columns(deceased=pl.lit(True))
+    latest_move = (
+        events.filter(pl.col("event").is_in(["moved_in", "moved_out"]))
+        .sort("event_date", "known_date")
+        .group_by("person_id")
+        .agg(moved_away=pl.col("event").last() == "moved_out")
+        .rename({"person_id": "person"})
+    )
+    return (
+        persons.select("person")
+        .join(latest_move, on="person", how="left")
+        .join(died, on="person", how="left")
+        .with_columns(pl.col("moved_away", "deceased").fill_null(False))
+    )

@@ -60,3 +60,18 @@ def test_retraining_waits_for_approval_and_records_who_decided(tmp_path, monkeyp
     assert promoted and promoted[-1].actor == "Lone Leder"
     registry.connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert registry.alias_version(config.model.name, "champion") == summary.version
+
+
+@pytest.mark.slow
+@pytest.mark.prefect
+def test_the_weekly_data_quality_flow_accounts_for_every_row(tmp_path, monkeypatch, prefect_api):
+    from flows.quality import QualityParams, data_quality
+
+    monkeypatch.setenv("TIDLIG_HOME", str(tmp_path))
+    monkeypatch.delenv("TIDLIG_DATABASE_URL", raising=False)
+    config = load_config()
+    folder = generate(SynthSpec(persons=600, seed=2, start=config.synth.start, end=config.synth.end)).write(tmp_path)
+    report = data_quality(QualityParams(extracts=folder))
+    assert {name for name, *_ in report.sources} == {p.stem for p in folder.glob("*.parquet")}
+    assert all(rows_in == valid + quarantined for _, rows_in, valid, quarantined in report.sources)
+    assert report.data_docs.exists()

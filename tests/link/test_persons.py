@@ -35,3 +35,18 @@ def test_children_in_household_counts_minor_children_known_on_the_date():
     counts = dict(children_in_household(people, links).iter_rows())
     # c's link is not known yet, and "late" is not a resident yet on this date.
     assert counts == {"a": 1, "b": 0, "c": 0}
+
+
+def test_residency_follows_the_latest_known_move_and_death():
+    from link.persons import residency
+
+    people = persons(_population(), date(2025, 6, 1))
+    events = pl.DataFrame({
+        "person_id": ["a", "a", "b", "b", "c"],
+        "event": ["moved_out", "moved_in", "moved_out", "moved_in", "died"],
+        "event_date": [date(2024, 1, 1), date(2024, 6, 1), date(2025, 1, 1), date(2025, 5, 1), date(2025, 2, 1)],
+        # b's return is not known yet on the as-of date; neither is anything after it.
+        "known_date": [date(2024, 1, 2), date(2024, 6, 2), date(2025, 1, 2), date(2025, 7, 1), date(2025, 2, 3)],
+    })
+    status = {p: (m, d) for p, m, d in residency(events, people, date(2025, 6, 1)).iter_rows()}
+    assert status == {"a": (False, False), "b": (True, False), "c": (False, True)}
