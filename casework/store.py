@@ -253,17 +253,14 @@ class Store:
 
     # Runs
 
-    def start_run(
-        self, run_id: str, as_of: date, flow: str, *,
-        snapshot: str | None = None, model_version: str | None = None, rules_version: str | None = None,
-    ) -> None:
-        """Record that a run began, with its key if known; a failed run may be started again under the same id."""
+    def start_run(self, run_id: str, as_of: date, flow: str) -> None:
+        """Record that a run began; a failed run may be started again under the same id."""
         with self.engine.begin() as conn:
             existing = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
             values = dict(
                 as_of=as_of, flow=flow, status="running", started_at=_now(),
                 finished_at=None, counts=None, failed_stage=None, error=None,
-                snapshot=snapshot, model_version=model_version, rules_version=rules_version,
+                snapshot=None, model_version=None, rules_version=None,
             )
             if existing is None:
                 conn.execute(runs.insert().values(run_id=run_id, **values))
@@ -310,13 +307,16 @@ class Store:
             )
             audit_log.append(conn, RunFailed(run_id, run.as_of, stage, error), actor=SYSTEM)
 
-    def set_run_model(self, run_id: str, model_version: str) -> None:
-        """Complete a running run's key with the model version it scored with (known once the model is loaded)."""
+    def set_run_key(self, run_id: str, **key: str | None) -> None:
+        """Record a running run's key as it becomes known: snapshot, model_version, rules_version."""
+        unknown = set(key) - {"snapshot", "model_version", "rules_version"}
+        if unknown:
+            raise ValueError(f"unknown run key part(s) {sorted(unknown)}; use snapshot, model_version, rules_version")
         with self.engine.begin() as conn:
             run = _required_run(conn, run_id)
             if run.status != "running":
                 raise ValueError(f"run {run_id!r} is {run.status}, not running; its key can no longer change")
-            conn.execute(runs.update().where(runs.c.run_id == run_id).values(model_version=model_version))
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(**key))
 
     def runs_with_key(
         self, as_of: date, flow: str, *, snapshot: str, rules_version: str, model_version: str | None = None,
