@@ -73,12 +73,14 @@ def _prepare_prefect() -> None:
 def _run_nightly(as_of: date, extracts: Path | None, config: Path | None):
     _prepare_prefect()
     from flows.nightly import NightlyParams, nightly
-    from sources.readers import ExtractError
 
     try:
         return nightly(NightlyParams(as_of=as_of, extracts=extracts, config=config))
-    except ExtractError as exc:
-        _fail(str(exc))
+    except Exception as exc:
+        # The flow recorded the failure (stage, error, what to do) in the store and the audit log;
+        # the traceback is in the flow run's log.
+        notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", ()))
+        _fail(f"the nightly run for {as_of} failed ({type(exc).__name__}): {exc}{notes}")
 
 
 @app.command()
@@ -109,6 +111,13 @@ def run_nightly(
 ) -> None:
     """Run the nightly scoring flow for one as-of date; rerunning the same date adds no duplicates."""
     summary = _run_nightly(_parse_date(as_of, "--as-of"), extracts, config)
+    if summary.same_key_as:
+        typer.echo(
+            f"Nothing to do: run {summary.same_key_as} already completed {summary.as_of} on the same extracts, "
+            f"model {summary.model_version} and rules {summary.rules_version} ({summary.flags_total} flags); "
+            f"recorded as run {summary.run_id}, skipped."
+        )
+        return
     typer.echo(
         f"Run {summary.run_id} for {summary.as_of}: {summary.flags_created} new flags "
         f"({summary.flags_total} in all), {summary.rows_quarantined} rows quarantined, "
@@ -145,6 +154,8 @@ def demo(
         "  tidlig flags show ID                 why a person was flagged (the view is logged)\n"
         "  tidlig flags decide ID accept|dismiss|defer --reason TEXT --by NAME\n"
         "  tidlig audit verify                  check the audit log's hash chain\n"
+        "  tidlig users add mette.h --name 'Mette Hansen' --role caseworker --team familie-nord\n"
+        "  tidlig serve --insecure-cookies      the web app on http://127.0.0.1:8000 (plain HTTP: local trial only)\n"
         f"  mlflow ui --backend-store-uri {settings.mlflow_tracking_uri()}\n"
         f"  Data Docs: {summary.data_docs.as_uri()}"
     )
@@ -275,7 +286,7 @@ def rules_backtest(
 ) -> None:
     """Replay proposed rules beside the current ones: persons added and removed, precision, load per team and week."""
     from routing.table import RoutingError, load_routing_table
-    from rules.backtest import backtest, load_sources, replay_dates, report
+    from routing.backtest import backtest, load_sources, replay_dates, report
     from rules.engine import RuleError, load_rules
     from sources.readers import ExtractError
     from tidlig import settings

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from routing.table import load_routing_table
-from rules.backtest import backtest, replay_dates, report
+from routing.backtest import backtest, replay_dates, report
 from rules.engine import RULES_DIR, load_rules
 from sources.synth import SynthSpec, generate
 
