@@ -39,3 +39,4 @@ clean:
 # Benchmarks print their numbers; each compares against a reference on the same data in the same run.
 bench: install
 	$(UV) run --frozen python bench/features_bench.py --persons 650000
+	$(UV) run --frozen python bench/pipeline_bench.py --persons 100000 650000 6000000 --prefect

@@ -291,6 +291,17 @@ class FairnessGateOverridden(Event):
     gate_failures: list[str]
 
 
+@dataclass(frozen=True)
+class RetentionApplied(Event):
+    """Rows past a source's retention were deleted; counts only, never what the rows held."""
+
+    kind: ClassVar[str] = "retention.applied"
+    source: str
+    cutoff: date  # rows with an event date before it, and quarantine entries of runs before it, were deleted
+    rows_deleted: int  # extract rows (files or tables)
+    quarantine_rows_deleted: int  # quarantine entries in the casework store
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -317,5 +328,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ModelPromotionRefused,
         CandidateRejected,
         FairnessGateOverridden,
+        RetentionApplied,
     )
 }

@@ -5,7 +5,8 @@ Each phase runs in its own process so its peak memory is its own:
 
 The municipality is generated with 2% mess; the initial load is everything known up to the day
 before the extract date (Parquet), the delta what became known on that last day (Danish CSV, as
-municipal systems deliver it). Ingest = read, validate (GX, quarantine), pseudonymise, per source.
+municipal systems deliver it). Ingest = read, validate (GX, quarantine), pseudonymise, per source, as
+the nightly flow does it: the population first, its ids checked in every other source, Data Docs built once.
 """
 
 from __future__ import annotations
@@ -45,30 +46,33 @@ def ingest(folder: Path, home: Path, population: Path | None) -> None:
     from sources.pseudonym import pseudonymise
     from sources.readers import read_extract
     from sources.registry import load_registry
-    from validate.context import gx_context
-    from validate.contract import validate_extract
+    from validate.checks import registered_values
+    from validate.context import gx_context, validation_run
+    from validate.contract import reference_order, references_from, validate_extract
 
     registry = load_registry()
     context = gx_context(home)
     started = time.perf_counter()
     key = bytes(32)  # a benchmark key; real runs load the municipality's own
-    registered = None
-    if population is not None:
-        registered = {"population.person_id": pl.read_parquet(population, columns=["person_id"])["person_id"]}
+    # A delta's events mostly name persons known before that night: the initial load's population counts too.
+    known = pl.read_parquet(population, columns=["person_id"])["person_id"] if population is not None else None
+    registered: dict[str, pl.Series] = {}
     rows_in = quarantined = 0
-    for name, source in registry.items():
+    with validation_run(context) as run:  # as the nightly flow does: one Data Docs build for all sources
+        for source in reference_order(registry):
+            t = time.perf_counter()
+            validation = validate_extract(read_extract(folder, source), source, context=context, registered=registered,
+                                          today=None, max_invalid_share=0.5, run=run)
+            registered |= references_from(validation, registry)
+            if source.name == "population" and known is not None:
+                registered["population.person_id"] = registered_values(pl.concat([known, validation.valid["person_id"]]))
+            pseudonymise(validation.valid, source.person_id_columns, key)
+            rows_in += validation.rows_in
+            quarantined += validation.rows_quarantined
+            assert validation.rows_in == validation.rows_valid + validation.rows_quarantined
+            print(f"  {source.name:22s} {validation.rows_in:>11,} in {validation.rows_quarantined:>8,} quarantined {time.perf_counter() - t:6.2f} s")
         t = time.perf_counter()
-        validation = validate_extract(read_extract(folder, source), source, context=context, registered=registered,
-                                      today=None, max_invalid_share=0.5)
-        if name == "population" and registered is None:
-            registered = {"population.person_id": validation.valid["person_id"]}
-        elif name == "population":
-            registered = {"population.person_id": pl.concat([registered["population.person_id"], validation.valid["person_id"]])}
-        pseudonymise(validation.valid, source.person_id_columns, key)
-        rows_in += validation.rows_in
-        quarantined += validation.rows_quarantined
-        assert validation.rows_in == validation.rows_valid + validation.rows_quarantined
-        print(f"  {name:22s} {validation.rows_in:>11,} in {validation.rows_quarantined:>8,} quarantined {time.perf_counter() - t:6.2f} s")
+    print(f"  {'Data Docs, built once':22s} {'':>33} {time.perf_counter() - t:6.2f} s")
     wall = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{folder.name}: {rows_in:,} rows in, {quarantined:,} quarantined, wall {wall:.1f} s, peak memory {peak:,.0f} MB")

@@ -23,6 +23,7 @@ from audit.events import (
     FlagCreated,
     FlagDecided,
     FlagViewed,
+    RetentionApplied,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -398,6 +399,19 @@ class Store:
         with self.engine.connect() as conn:
             return [QuarantinedRow(**row._mapping) for row in conn.execute(query.order_by(quarantine.c.id))]
 
+    def apply_retention(self, source: str, cutoff: date, rows_deleted: int) -> int:
+        """Delete the source's quarantine entries of runs before cutoff and audit both counts; the entries deleted."""
+        if rows_deleted < 0:
+            raise ValueError(f"source {source!r}: rows_deleted cannot be negative ({rows_deleted})")
+        # An entry is kept as long from the run that made it as the source's rows from their event date.
+        old_runs = sa.select(runs.c.run_id).where(runs.c.as_of < cutoff)
+        with self.engine.begin() as conn:
+            deleted = conn.execute(
+                quarantine.delete().where(quarantine.c.source == source, quarantine.c.run_id.in_(old_runs))
+            ).rowcount
+            audit_log.append(conn, RetentionApplied(source, cutoff, rows_deleted, deleted), actor=SYSTEM)
+        return deleted
+
     # Flags
 
     def save_flags(self, run_id: str, drafts: Sequence[FlagDraft]) -> list[int]:
@@ -411,19 +425,24 @@ class Store:
         if any(not draft.reasons for draft in drafts):
             raise ValueError("a flag draft has no reasons; every flag must say why it was raised")
         created: list[tuple[int, FlagDraft]] = []
+        dates = sorted({draft.as_of for draft in drafts})
+        # One transaction for the whole batch, in bulk: a run killed midway leaves no flag of it.
         with self.engine.begin() as conn:
             _required_run(conn, run_id)
-            insert = _insert_skipping_existing(conn, flags, ["as_of", "person"])
-            for draft in drafts:
-                flag_id = conn.execute(
-                    insert.values(**_flag_values(draft, run_id)).returning(flags.c.id)
-                ).scalar_one_or_none()
-                if flag_id is not None:
-                    created.append((flag_id, draft))
-            for flag_id, draft in created:
-                rule_ids = [reason.rule_id for reason in draft.reasons]
-                event = FlagCreated(flag_id, draft.as_of, draft.person, draft.team, rule_ids, draft.score)
-                audit_log.append(conn, event, actor=SYSTEM)
+            flagged = sa.select(flags.c.as_of, flags.c.person).where(flags.c.as_of.in_(dates))
+            existing = {tuple(row) for row in conn.execute(flagged)} if dates else set()
+            new = [draft for draft in drafts if (draft.as_of, draft.person) not in existing]
+            if new:
+                # ON CONFLICT DO NOTHING still guards against a concurrent run inserting the same person meanwhile.
+                conn.execute(_insert_skipping_existing(conn, flags, ["as_of", "person"]), [_flag_values(d, run_id) for d in new])
+                ours = sa.select(flags.c.id, flags.c.as_of, flags.c.person).where(flags.c.run_id == run_id, flags.c.as_of.in_(dates))
+                ids = {(row.as_of, row.person): row.id for row in conn.execute(ours)}
+                created = [(ids[draft.as_of, draft.person], draft) for draft in new if (draft.as_of, draft.person) in ids]
+            events = [
+                FlagCreated(flag_id, draft.as_of, draft.person, draft.team, [r.rule_id for r in draft.reasons], draft.score)
+                for flag_id, draft in created
+            ]
+            audit_log.append_many(conn, events, actor=SYSTEM)
         return [flag_id for flag_id, _ in created]
 
     def list_flags(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict
 
-from casework.store import Store
+from casework.store import Run, Store
 from features.table import feature_table
 from models import registry
 from models.labels import cohort, open_case_teams
@@ -28,9 +30,10 @@ from rules.publish import record_version
 from sources.pseudonym import load_key, pseudonymise
 from sources.readers import Extract, read_extract
 from sources.registry import Source, load_registry
+from sources.snapshot import snapshot
 from tidlig import settings
-from validate.context import data_docs_index, gx_context
-from validate.contract import InvalidShareError, Validation, validate_extract
+from validate.context import ValidationRun, data_docs_index, gx_context, validation_run
+from validate.contract import InvalidShareError, Validation, reference_order, references_from, validate_extract
 
 # Frames are passed between tasks in memory; hashing them for a cache key would cost more than
 # the tasks themselves, and a run is keyed by its as-of date in the store instead.
@@ -47,8 +50,19 @@ def _transient(task, task_run, state) -> bool:
     return False
 
 
-stage = task(cache_policy=NONE)
-io_stage = task(cache_policy=NONE, retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
+# Test hook (tests/flows/test_crash.py): TIDLIG_TEST_CRASH_AT=<task name> SIGKILLs the run as soon
+# as that task is done, and "store_flags:commit" just before the flags' transaction commits, the way
+# the OOM killer or a lost machine would; nothing else reads it.
+CRASH_AT = "TIDLIG_TEST_CRASH_AT"
+
+
+def _crash_point(task, task_run, state) -> None:
+    if os.environ.get(CRASH_AT) == task.name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+stage = task(cache_policy=NONE, on_completion=[_crash_point])
+io_stage = task(cache_policy=NONE, retries=2, retry_delay_seconds=5, retry_condition_fn=_transient, on_completion=[_crash_point])
 
 
 class NightlyParams(BaseModel):
@@ -73,6 +87,7 @@ class NightlySummary:
     flags_total: int
     rows_quarantined: int
     data_docs: Path
+    same_key_as: str | None = None  # the earlier run that had done this key's work; this run did nothing
 
 
 @io_stage
@@ -82,9 +97,11 @@ def read_source(folder: Path, source: Source) -> Extract:
 
 
 @stage
-def validate_source(extract: Extract, source: Source, context: Any, max_invalid_share: float) -> Validation:
+def validate_source(
+    extract: Extract, source: Source, context: Any, max_invalid_share: float, run: ValidationRun, registered: dict[str, pl.Series],
+) -> Validation:
     """Check one extract against its data contract; bad rows go to quarantine with the reason."""
-    return validate_extract(extract, source, context=context, max_invalid_share=max_invalid_share)
+    return validate_extract(extract, source, context=context, max_invalid_share=max_invalid_share, run=run, registered=registered)
 
 
 @io_stage
@@ -177,7 +194,11 @@ def route_flags(
 
 @io_stage
 def store_flags(store: Store, run_id: str, drafts: list[FlagDraft]) -> list[int]:
-    """Save new flags; a rerun of the same as-of date adds none twice."""
+    """Save new flags in one transaction; a rerun of the same as-of date adds none twice."""
+    if os.environ.get(CRASH_AT) == "store_flags:commit":
+        import sqlalchemy as sa
+
+        sa.event.listen(store.engine, "commit", lambda conn: os.kill(os.getpid(), signal.SIGKILL))
     return store.save_flags(run_id, drafts)
 
 
@@ -186,16 +207,21 @@ def ingest(store: Store, run_id: str, folder: Path, context: Any, max_invalid_sh
     key = load_key(home)
     sources: dict[str, pl.DataFrame] = {}
     quarantined = 0
-    for name, source in load_registry().items():
-        try:
-            validation = validate_source(read_source(folder, source), source, context, max_invalid_share)
-        except InvalidShareError as refused:
-            # The extract is refused as a whole, but its quarantined rows are kept for the steward.
-            record_validation(store, run_id, refused.validation)
-            raise
-        record_validation(store, run_id, validation)
-        quarantined += validation.rows_quarantined
-        sources[name] = pseudonymise_source(validation, source, key)
+    registry = load_registry()
+    registered: dict[str, pl.Series] = {}  # e.g. the population's valid person ids, for "person not in population"
+    with validation_run(context) as run:  # one Data Docs build for the whole run, also when a source stops it
+        for source in reference_order(registry):
+            name = source.name
+            try:
+                validation = validate_source(read_source(folder, source), source, context, max_invalid_share, run, registered)
+            except InvalidShareError as refused:
+                # The extract is refused as a whole, but its quarantined rows are kept for the steward.
+                record_validation(store, run_id, refused.validation)
+                raise
+            registered |= references_from(validation, registry)
+            record_validation(store, run_id, validation)
+            quarantined += validation.rows_quarantined
+            sources[name] = pseudonymise_source(validation, source, key)
     return sources, quarantined
 
 
@@ -218,25 +244,37 @@ def nightly(params: NightlyParams) -> NightlySummary:
     store.create_schema()
     run_id = str(flow_run.id or f"local-{params.as_of}")
     store.start_run(run_id, params.as_of, "nightly")
+    doing = "run key"  # the stage a failure is recorded against
     try:
         registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
         context = gx_context(home)
+        ruleset = load_rules(config.rules.folder) if config.rules.folder else load_rules()
+        key = run_key(store, run_id, folder, ruleset, config.model.name)
+        if done := completed_before(store, run_id, params.as_of, key):
+            return _nothing_to_do(store, run_id, done, params.as_of, context)
+        doing = "read+validate"
         sources, quarantined = ingest(store, run_id, folder, context, config.validate_.max_invalid_share, home)
 
+        doing = "link+features"
         table, families = build_features(sources, params.as_of)
+        doing = "model"
         model, version = champion_model(
             sources, config.model.name, config.model.training_as_of, config.model.horizon_days, store, config.routing.table
         )
         model_version = f"{config.model.name}/{version}"
+        if model_version != key["model_version"]:
+            store.set_run_key(run_id, model_version=model_version)
+        doing = "score"
         scored = score(table, sources["support_measures"], model, model_version, params.as_of)
-        ruleset = load_rules(config.rules.folder) if config.rules.folder else load_rules()
+        doing = "rules+routing"
         record_version(store.engine, ruleset, run_id=run_id)  # once per version: the audit log says when rules changed
         hits = apply_rules(scored, ruleset, params.as_of)
         history = store.decision_history(params.as_of)
         drafts = route_flags(hits, scored, ruleset, config.routing.table, params.as_of, families, history)
+        doing = "store"
         created = store_flags(store, run_id, drafts)
     except Exception as exc:
-        store.fail_run(run_id, type(exc).__name__, str(exc))
+        _record_failure(store, run_id, doing, exc)
         raise
     summary = NightlySummary(
         run_id=run_id,
@@ -255,5 +293,72 @@ def nightly(params: NightlyParams) -> NightlySummary:
         "rows_quarantined": quarantined,
         "model_version": summary.model_version,
         "rules_version": summary.rules_version,
+        "snapshot": key["snapshot"],
     })
     return summary
+
+
+def run_key(store: Store, run_id: str, folder: Path, ruleset: RuleSet, model_name: str) -> dict[str, str | None]:
+    """The run's key besides its as-of date (data snapshot, champion, rules version), recorded on the run."""
+    champion = registry.alias_version(model_name, registry.CHAMPION)
+    key = {
+        "snapshot": snapshot(folder, load_registry().values()),
+        "model_version": f"{model_name}/{champion}" if champion else None,
+        "rules_version": ruleset.version,
+    }
+    store.set_run_key(run_id, **key)
+    return key
+
+
+def completed_before(store: Store, run_id: str, as_of: date, key: dict[str, str | None]) -> Run | None:
+    """The run that completed this key already, if any; runs of the key a killed process left running are marked interrupted."""
+    same = [r for r in store.runs_with_key(as_of, "nightly", snapshot=key["snapshot"], rules_version=key["rules_version"])
+            if r.run_id != run_id]
+    for stale in (r for r in same if r.status == "running" and r.model_version in (None, key["model_version"])):
+        # One nightly per as-of date runs at a time, so a running one is a dead one; its flags were
+        # saved in one transaction or not at all, and this run redoes whatever it had not finished.
+        store.fail_run(stale.run_id, "interrupted", f"the run stopped without finishing (killed, out of memory or machine lost); run {run_id} took over its work")
+        get_run_logger().warning("event=run.taken_over run_id=%s interrupted_run=%s as_of=%s", run_id, stale.run_id, as_of)
+    done = [r for r in same if r.status == "completed" and key["model_version"] and r.model_version == key["model_version"]]
+    return done[-1] if done else None
+
+
+def _nothing_to_do(store: Store, run_id: str, done: Run, as_of: date, context: Any) -> NightlySummary:
+    counts = done.counts or {}
+    store.finish_run(run_id, "skipped", {**counts, "flags_created": 0, "same_key_as": done.run_id})
+    get_run_logger().info(
+        "event=run.skipped run_id=%s as_of=%s same_key_as=%s snapshot=%s model_version=%s rules_version=%s "
+        "reason='this key was completed already: nothing to do, no flag written twice'",
+        run_id, as_of, done.run_id, done.snapshot[:12], done.model_version, done.rules_version,
+    )
+    return NightlySummary(
+        run_id=run_id, as_of=as_of, model_version=done.model_version, rules_version=done.rules_version,
+        flags_created=0, flags_total=counts.get("flags_total", 0), rows_quarantined=counts.get("rows_quarantined", 0),
+        data_docs=data_docs_index(context), same_key_as=done.run_id,
+    )
+
+
+def what_to_do(exc: BaseException) -> str:
+    """The operator's next step after a failed run, by the kind of failure."""
+    from sqlalchemy.exc import OperationalError
+
+    from routing.table import RoutingError
+    from rules.engine import RuleError
+    from sources.readers import ExtractError
+    from tidlig.settings import ConfigError
+
+    again = "then start the same as-of date again: a rerun completes the work and writes no flag twice"
+    if isinstance(exc, ExtractError):
+        return f"correct or re-deliver the extract named above (`tidlig sources check FOLDER` lists every quarantined row), {again}"
+    if isinstance(exc, (OperationalError, OSError)):
+        return f"a database or file could not be reached even after retries: check TIDLIG_DATABASE_URL, the disk and the extracts folder, {again}"
+    if isinstance(exc, (RuleError, RoutingError, ConfigError)):
+        return f"fix the rule files, routing table or config named above (`tidlig rules test` checks rules), {again}"
+    return f"read the traceback in this flow run's log and fix the cause, {again}"
+
+
+def _record_failure(store: Store, run_id: str, doing: str, exc: BaseException) -> None:
+    hint = what_to_do(exc)
+    exc.add_note(f"What to do: {hint}")
+    store.fail_run(run_id, doing, f"{type(exc).__name__}: {exc} What to do: {hint}")
+    get_run_logger().error("event=run.failed run_id=%s stage=%s error=%s what_to_do=%r", run_id, doing, type(exc).__name__, hint)

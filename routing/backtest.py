@@ -119,6 +119,7 @@ def backtest(
     *,
     scorer: Scorer | None = None,
     horizon_days: int = 365,
+    on_date: Callable[[date], None] | None = None,
 ) -> Backtest:
     """Replay both rule sets on every date: persons added and removed, precision against later outcomes, load per team."""
     dates = sorted(set(as_of_dates))
@@ -146,6 +147,8 @@ def backtest(
             flagged[side] = _flagged(drafts)
             loads.append(_load(drafts, table).with_columns(as_of=pl.lit(as_of), side=pl.lit(side)))
             flagged[f"{side}_suppressed"] = sum(d.suppressed for d in drafts)
+        if on_date is not None:  # progress for the command line
+            on_date(as_of)
         added = flagged["proposed"].join(flagged["current"], on="person", how="anti")
         removed = flagged["current"].join(flagged["proposed"], on="person", how="anti")
         precision = (lambda frame: _precision(frame, children, escalated)) if known else (lambda frame: None)

@@ -1,4 +1,4 @@
-"""Read one source extract (Parquet or CSV) as delivered, with whole-file checks and row numbers."""
+"""Read one source extract (Parquet, CSV or a PostgreSQL table) as delivered, with whole-extract checks and row numbers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 import difflib
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 
 import polars as pl
 
@@ -15,6 +15,7 @@ from sources.registry import Source
 ROW_NUMBER = "row_number"
 EXTENSIONS = (".parquet", ".csv")
 SEPARATORS = (",", ";")
+DATABASE_SCHEMES = ("postgresql+psycopg://",)
 
 
 class ExtractError(ValueError):
@@ -24,15 +25,23 @@ class ExtractError(ValueError):
 @dataclass(frozen=True)
 class Extract:
     source: str
-    path: Path
+    # The file, or database/table for a table: its name is what quarantine rows say they came from.
+    path: PurePath
     frame: pl.DataFrame
     # Columns the file has but the registry does not: never loaded (least data), but reported.
     ignored_columns: tuple[str, ...] = ()
 
 
-def read_extract(folder: Path, source: Source) -> Extract:
-    """Read `<source.file>.parquet` or `.csv` from folder; raises ExtractError for whole-file problems."""
-    path = _locate(Path(folder), source)
+def is_database(location: Path | str) -> bool:
+    """Whether extracts are read from a database URL rather than a folder."""
+    return isinstance(location, str) and location.startswith(DATABASE_SCHEMES)
+
+
+def read_extract(folder: Path | str, source: Source) -> Extract:
+    """Read `<source.file>.parquet` or `.csv` from folder, or the table `<source.file>` from a database URL; raises ExtractError for whole-extract problems."""
+    if is_database(folder):
+        return read_table(str(folder), source)
+    path = locate(Path(folder), source)
     frame = _read_parquet(path) if path.suffix == ".parquet" else _read_csv(path, source)
     if source.version and source.version not in frame.columns and frame.width:
         # A register that never sends corrections has no version column: every row is a first version.
@@ -47,7 +56,8 @@ def read_extract(folder: Path, source: Source) -> Extract:
     return Extract(source=source.name, path=path, frame=frame, ignored_columns=ignored)
 
 
-def _locate(folder: Path, source: Source) -> Path:
+def locate(folder: Path, source: Source) -> Path:
+    """The one extract file of the source in folder; raises ExtractError when there is none or two."""
     if not folder.is_dir():
         raise ExtractError(f"{folder}: the extract folder does not exist; check the configured data folder.")
     found = [path for ext in EXTENSIONS if (path := folder / f"{source.file}{ext}").is_file()]
@@ -76,7 +86,7 @@ def _read_parquet(path: Path) -> pl.DataFrame:
 
 
 def _read_csv(path: Path, source: Source) -> pl.DataFrame:
-    text = _decode(path, path.read_bytes())
+    text = decode(path, path.read_bytes())
     # A blank line at the very end is an export artefact, not a row; blank lines inside stay
     # rows so they are quarantined where they are.
     text = text.rstrip("\r\n")
@@ -107,7 +117,7 @@ def _read_csv(path: Path, source: Source) -> pl.DataFrame:
 _UTF8_LETTER = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}")
 
 
-def _decode(path: Path, raw: bytes) -> str:
+def decode(path: Path, raw: bytes) -> str:
     """UTF-8 (with or without BOM), else Windows-1252/Latin-1 as Danish systems export; never a mix."""
     try:
         return raw.decode("utf-8-sig")
@@ -136,9 +146,10 @@ def _ragged_line(text: str, separator: str, width: int) -> str | None:
     return None
 
 
-def _check_columns(path: Path, frame: pl.DataFrame, source: Source) -> tuple[str, ...]:
-    missing = [name for name in source.column_names if name not in frame.columns]
-    unexpected = [name for name in frame.columns if name not in source.column_names]
+def _check_columns(path: PurePath, frame: pl.DataFrame, source: Source, delivered: list[str] | None = None) -> tuple[str, ...]:
+    delivered = frame.columns if delivered is None else delivered
+    missing = [name for name in source.column_names if name not in delivered]
+    unexpected = [name for name in delivered if name not in source.column_names]
     if missing:
         hints = []
         for name in missing:
@@ -151,3 +162,73 @@ def _check_columns(path: Path, frame: pl.DataFrame, source: Source) -> tuple[str
             "extract, or update the registry if the format changed on purpose."
         )
     return tuple(unexpected)
+
+
+# PostgreSQL column types read as they are; every other type is read as its text, so an odd value
+# becomes a quarantined row and not a crash (numeric as float: polars has no use for Decimal here).
+_PG_TYPES = {
+    "text": pl.String, "character varying": pl.String, "character": pl.String,
+    "date": pl.Date, "timestamp without time zone": pl.Datetime("us"),
+    "smallint": pl.Int64, "integer": pl.Int64, "bigint": pl.Int64,
+    "numeric": pl.Float64, "real": pl.Float64, "double precision": pl.Float64,
+}
+_PG_CASTS = {pl.String: "text", pl.Int64: "bigint", pl.Float64: "double precision"}
+
+
+def read_table(url: str, source: Source) -> Extract:
+    """Read the table named like the source's file from a PostgreSQL database, shaped like a file's extract.
+
+    Text columns come as text (checked like CSV), typed ones with their type (like Parquet). A table
+    has no order of its own: row N is the Nth row ordered by the source's keys and then its other
+    columns, so the same rows always get the same numbers and a quarantined row can be found again.
+    """
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    shown = PurePosixPath(engine.url.database or "", source.file)
+    try:
+        with engine.connect() as conn:
+            types = dict(conn.execute(
+                sa.text("SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_name = :table AND table_schema = current_schema() ORDER BY ordinal_position"),
+                {"table": source.file},
+            ).tuples().all())
+            if not types:
+                raise ExtractError(
+                    f"{shown}: no table '{source.file}' for source '{source.name}' in database {engine.url.database!r} "
+                    f"(schema {conn.execute(sa.text('SELECT current_schema()')).scalar()}). Load the extract into that "
+                    "table or correct 'file' in sources/registry.yaml."
+                )
+            frame = _query_table(conn, source, types)
+    except sa.exc.OperationalError as exc:
+        # An OSError, as for an unreadable file: a server that cannot be reached is worth a retry, not a broken extract.
+        raise OSError(f"{shown}: cannot read from the extracts database ({exc.orig}); check sources.database in the config and that the server is up.") from exc
+    finally:
+        engine.dispose()
+    if source.version and source.version not in frame.columns and frame.width:
+        frame = frame.with_columns(pl.lit(1).alias(source.version))
+    ignored = _check_columns(shown, frame, source, delivered=[*types, *([source.version] if source.version else [])])
+    if frame.height == 0:
+        raise ExtractError(f"{shown}: the table has no rows; ask {source.owner} for a complete extract.")
+    frame = frame.select(source.column_names).with_row_index(ROW_NUMBER, offset=1)
+    return Extract(source=source.name, path=shown, frame=frame.with_columns(pl.col(ROW_NUMBER).cast(pl.Int64)), ignored_columns=ignored)
+
+
+def _query_table(conn, source: Source, types: dict[str, str]) -> pl.DataFrame:
+    import sqlalchemy as sa
+
+    wanted = [name for name in source.column_names if name in types]
+    dtypes = {name: _PG_TYPES.get(types[name], pl.String) for name in wanted}
+
+    def select(name: str) -> str:
+        quoted = conn.dialect.identifier_preparer.quote(name)
+        cast = _PG_CASTS.get(dtypes[name])
+        return f"CAST({quoted} AS {cast}) AS {quoted}" if cast else quoted
+
+    order = [conn.dialect.identifier_preparer.quote(n) for n in [*[k for k in source.keys if k in types], *wanted]]
+    table = conn.dialect.identifier_preparer.quote(source.file)
+    # Only the registry's columns are read (least data); the others are only named in the report.
+    if not wanted:
+        return pl.DataFrame()
+    query = f"SELECT {', '.join(select(n) for n in wanted)} FROM {table} ORDER BY {', '.join(order)}"
+    return pl.read_database(sa.text(query), conn, schema_overrides=dtypes, infer_schema_length=None)

@@ -20,6 +20,16 @@ app.add_typer(flags_app, name="flags")
 app.add_typer(audit_app, name="audit")
 app.add_typer(rules_app, name="rules")
 
+
+@app.callback()
+def _logging() -> None:
+    """Tidlig's own loggers write structured lines to stderr (TIDLIG_LOG_LEVEL, TIDLIG_LOG_FORMAT=kv|json)."""
+    import os
+
+    from tidlig import logs
+
+    logs.configure(os.environ.get("TIDLIG_LOG_LEVEL", "WARNING").upper())
+
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Config file (default: the embedded defaults).")]
 ByOption = Annotated[str, typer.Option("--by", help="Your name, recorded in the audit log.")]
 
@@ -98,8 +108,13 @@ def synth(
     cfg = _config(config)
     if format not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-    town = generate(SynthSpec(persons=persons, seed=seed, start=cfg.synth.start, end=cfg.synth.end, mess=mess))
-    folder = town.write(out, format)
+    from tidlig.progress import progress
+
+    with progress(f"Generating {persons:,} residents", total=2) as step:
+        town = generate(SynthSpec(persons=persons, seed=seed, start=cfg.synth.start, end=cfg.synth.end, mess=mess))
+        step(f"Writing {len(town.extracts)} extracts ({format})")
+        folder = town.write(out, format)
+        step()
     typer.echo(f"Wrote extracts to {folder} and the ground truth (for evaluation only) to {out / 'ground_truth.parquet'}")
 
 
@@ -298,7 +313,10 @@ def rules_backtest(
         current_rules = load_rules(current or cfg.rules.folder) if (current or cfg.rules.folder) else load_rules()
         table = load_routing_table(cfg.routing.table) if cfg.routing.table else load_routing_table()
         home = settings.home()
-        sources = load_sources(extracts or settings.extracts_dir(cfg), home, cfg.validate_.max_invalid_share)
+        from tidlig.progress import progress
+
+        with progress("Reading and validating the extracts"):
+            sources = load_sources(extracts or settings.extracts_dir(cfg), home, cfg.validate_.max_invalid_share)
     except (ValueError, RuleError, RoutingError, ExtractError) as exc:
         _fail(str(exc))
     scorer = None
@@ -316,7 +334,10 @@ def rules_backtest(
             scorer = lambda table, sources, as_of: score_task.fn(  # noqa: E731
                 table, sources["support_measures"], model, f"{cfg.model.name}/{version}", as_of
             ).select("person", "score", "probability", "model_version")
-    typer.echo(report(backtest(sources, current_rules, proposed, dates, table, scorer=scorer, horizon_days=cfg.model.horizon_days)))
+    with progress(f"Replaying {len(dates)} as-of dates", total=len(dates)) as step:
+        replayed = backtest(sources, current_rules, proposed, dates, table, scorer=scorer,
+                            horizon_days=cfg.model.horizon_days, on_date=lambda as_of: step(f"Replayed {as_of}"))
+    typer.echo(report(replayed))
 
 
 @rules_app.command("publish")

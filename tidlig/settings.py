@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 
@@ -29,6 +29,27 @@ class Synth(_Section):
 
 class Sources(_Section):
     extracts: Path | None = None
+    database: str | None = None
+
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, url: str | None) -> str | None:
+        from sqlalchemy.engine import make_url
+
+        if url is None:
+            return None
+        if not url.startswith("postgresql+psycopg://"):
+            raise ValueError(f"{url.split('://')[0]}:// is not supported; give a postgresql+psycopg://user@host/database URL")
+        if make_url(url).password is not None:
+            # Config files get copied and shown; libpq reads the password from the environment or its own file.
+            raise ValueError("the URL holds a password; remove it and set PGPASSWORD or use ~/.pgpass instead")
+        return url
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Sources:
+        if self.database and self.extracts:
+            raise ValueError("extracts (a folder) and database are both set; set the one the extracts are read from")
+        return self
 
 
 class Validate(_Section):
@@ -103,3 +124,8 @@ def mlflow_tracking_uri() -> str:
 def extracts_dir(config: Config) -> Path:
     """The folder of source extracts the nightly run reads."""
     return config.sources.extracts or home() / "extracts"
+
+
+def extracts_location(config: Config) -> Path | str:
+    """Where extracts are read from: the configured database URL (one table per source), else the folder."""
+    return config.sources.database or extracts_dir(config)

@@ -22,41 +22,85 @@ def check(
     from sources.readers import ExtractError, read_extract
     from sources.registry import load_registry
     from tidlig import settings
-    from validate.context import data_docs_index, gx_context
-    from validate.contract import InvalidShareError, validate_extract
+    from tidlig.progress import progress
+    from validate.context import gx_context, validation_run
+    from validate.contract import InvalidShareError, references_from, validate_extract
 
     context = gx_context(settings.home())
-    registered: dict[str, pl.Series] | None = None
+    registered: dict[str, pl.Series] = {}
     broken = []
     typer.echo(f"{'source':22} {'rows in':>11} {'valid':>11} {'quarantined':>11}  (of which copies/superseded)")
-    for name, source in load_registry().items():
-        try:
-            validation = validate_extract(read_extract(folder, source), source, context=context,
-                                          max_invalid_share=max_invalid_share, registered=registered)
-        except InvalidShareError as exc:
-            validation, problem = exc.validation, str(exc)
-        except ExtractError as exc:
-            typer.secho(f"{name:22} BROKEN: {exc}", fg=typer.colors.RED)
-            broken.append(name)
-            continue
-        else:
-            problem = None
-        if name == "population":
-            registered = {"population.person_id": validation.valid["person_id"]}
-        resolved = validation.rows_quarantined - validation.rows_broken
-        typer.echo(f"{name:22} {validation.rows_in:>11,} {validation.rows_valid:>11,} {validation.rows_quarantined:>11,}  ({resolved:,})")
-        reasons = (
-            validation.quarantine.with_columns(pl.col("reason").str.replace_all(r"rows? [0-9]+(?:, [0-9]+)*(?: … \([0-9]+ in all\))?", "row …"))
-            .group_by("column", "reason").agg(pl.col("row_number").n_unique().alias("rows"))
-            .sort("rows", "reason", descending=[True, False]).head(top)
-        )
-        for row in reasons.iter_rows(named=True):
-            typer.echo(f"    {row['rows']:>9,} × {row['reason']}")
-        if problem:
-            typer.secho(f"{name:22} BROKEN: {problem}", fg=typer.colors.RED)
-            broken.append(name)
-    typer.echo(f"Data Docs: {data_docs_index(context).as_uri()}")
+    registry = load_registry()
+    with progress("Checking extracts", total=len(registry)) as step, validation_run(context) as run:
+        for name, source in registry.items():
+            step(f"Checking {name}")  # counts the source being checked: 1/15 while the first runs
+            try:
+                validation = validate_extract(read_extract(folder, source), source, context=context,
+                                              max_invalid_share=max_invalid_share, registered=registered, run=run)
+            except InvalidShareError as exc:
+                validation, problem = exc.validation, str(exc)
+            except ExtractError as exc:
+                typer.secho(f"{name:22} BROKEN: {exc}", fg=typer.colors.RED)
+                broken.append(name)
+                continue
+            else:
+                problem = None
+            registered |= references_from(validation, registry)
+            resolved = validation.rows_quarantined - validation.rows_broken
+            typer.echo(f"{name:22} {validation.rows_in:>11,} {validation.rows_valid:>11,} {validation.rows_quarantined:>11,}  ({resolved:,})")
+            reasons = (
+                validation.quarantine.with_columns(pl.col("reason").str.replace_all(r"rows? [0-9]+(?:, [0-9]+)*(?: … \([0-9]+ in all\))?", "row …"))
+                .group_by("column", "reason").agg(pl.col("row_number").n_unique().alias("rows"))
+                .sort("rows", "reason", descending=[True, False]).head(top)
+            )
+            for row in reasons.iter_rows(named=True):
+                typer.echo(f"    {row['rows']:>9,} × {row['reason']}")
+            if problem:
+                typer.secho(f"{name:22} BROKEN: {problem}", fg=typer.colors.RED)
+                broken.append(name)
+    typer.echo(f"Data Docs: {run.build_docs().as_uri()}")
     if broken:
         typer.secho(f"{len(broken)} extract(s) broken: {', '.join(broken)}. Fix them before the nightly run.", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     typer.echo("Every extract can be loaded; quarantined rows are listed with their reasons.")
+
+
+@sources_app.command("retention")
+def retention(
+    today: Annotated[Optional[str], typer.Option(help="The day to count retention from, YYYY-MM-DD (default: today in Copenhagen).")] = None,
+    extracts: Annotated[Optional[Path], typer.Option(help="Folder of extracts (default: the configured folder or database).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Config file (default: the embedded defaults).")] = None,
+) -> None:
+    """Delete extract rows and stored quarantine entries past each source's retention_days; prints and audits counts only."""
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from casework.store import Store
+    from sources.readers import ExtractError
+    from sources.registry import load_registry
+    from sources.retention import apply_retention
+    from tidlig import settings
+
+    def fail(message: str) -> None:
+        typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+
+    try:
+        day = date.fromisoformat(today) if today else datetime.now(ZoneInfo("Europe/Copenhagen")).date()
+    except ValueError:
+        fail(f"--today must be a date as YYYY-MM-DD, got {today!r}")
+    try:
+        loaded = settings.load_config(config)
+    except settings.ConfigError as exc:
+        fail(str(exc))
+    store = Store.from_url(settings.database_url())
+    store.create_schema()
+    try:
+        done = apply_retention(extracts or settings.extracts_location(loaded), load_registry().values(), day, store.apply_retention)
+    except ExtractError as exc:
+        typer.secho(f"Error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{'source':22} {'kept from':>10} {'rows deleted':>13} {'quarantine entries deleted':>27}")
+    for item in done:
+        typer.echo(f"{item.source:22} {item.cutoff.isoformat():>10} {item.rows_deleted:>13,} {item.quarantine_rows_deleted:>27,}")
+    typer.echo("Each source's counts are in the audit log (retention.applied).")

@@ -11,12 +11,14 @@ import polars as pl
 
 from sources.readers import ROW_NUMBER, Extract, ExtractError
 from sources.registry import Column, Source
-from validate.checks import CHECK_ROW, as_text, build_checks, parsed
+from validate.checks import CHECK_ROW, as_text, build_checks, parsed, registered_values
 from validate.quarantine import RESOLVED_CHECKS, key_values, quarantine_rows
 from validate.suites import TODAY
 
 if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
+
+    from validate.context import ValidationRun
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +53,13 @@ def validate_extract(
     max_invalid_share: float = 0.2,
     today: date | None = None,
     registered: dict[str, pl.Series] | None = None,
+    run: ValidationRun | None = None,
 ) -> Validation:
     """Run the source's checkpoint on the extract; split its rows into typed valid rows and quarantine.
 
     registered maps "source.column" to the values a referencing column must be among (e.g. the
-    population's person ids); without it the reference rule has nothing to check.
+    population's person ids); without it the reference rule has nothing to check. Within a run
+    (validate.context.validation_run) Data Docs are built once at its end instead of per extract.
     """
     import pandas as pd
     from great_expectations.core.run_identifier import RunIdentifier
@@ -64,6 +68,8 @@ def validate_extract(
 
     if extract.source != source.name:
         raise ValueError(f"extract of '{extract.source}' validated against source '{source.name}'")
+    if run is not None and run.context is not context:
+        raise ValueError("the ValidationRun belongs to another GX context; open it with validation_run(context)")
     today = today or date.today()
     frame = extract.frame
     for column in source.columns:
@@ -74,13 +80,19 @@ def validate_extract(
                 "expected; re-export it with plain values."
             )
     checks = build_checks(frame, source, registered)
-    result = checkpoint_for(context, source).run(
-        batch_parameters={"dataframe": checks.table.to_pandas().set_index(CHECK_ROW)},
-        expectation_parameters={TODAY: pd.Timestamp(today)},
-        # Named after the file, so an auditor browsing Data Docs sees which extract each run checked.
-        run_id=RunIdentifier(run_name=extract.path.name, run_time=datetime.now(timezone.utc)),
-    )
-    (suite_result,) = result.run_results.values()
+    checkpoint = checkpoint_for(context, source) if run is None else run.checkpoint(source)
+    batch = {"dataframe": checks.table.to_pandas().set_index(CHECK_ROW)}
+    parameters = {TODAY: pd.Timestamp(today)}
+    # Named after the file, so an auditor browsing Data Docs sees which extract each run checked.
+    run_name = extract.path.name
+    if run is None:
+        result = checkpoint.run(
+            batch_parameters=batch, expectation_parameters=parameters,
+            run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc)),
+        )
+        (suite_result,) = result.run_results.values()
+    else:
+        suite_result = run.validate(checkpoint, batch, parameters, run_name)
     found = key_values(frame, source, quarantine_rows(extract, source, checks, suite_result, today))
 
     bad_rows = found.get_column(ROW_NUMBER).unique()
@@ -100,6 +112,23 @@ def validate_extract(
     if share > max_invalid_share:
         raise InvalidShareError(_too_many_message(extract, source, validation, share, max_invalid_share), validation)
     return validation
+
+
+def reference_order(registry: dict[str, Source]) -> list[Source]:
+    """The sources with those others reference first (the population before its events), else in registry order."""
+    targets = {c.references.partition(".")[0] for s in registry.values() for c in s.columns if c.references}
+    return sorted(registry.values(), key=lambda source: source.name not in targets)
+
+
+def references_from(validation: Validation, registry: dict[str, Source]) -> dict[str, pl.Series]:
+    """The validated values other sources must be found among, as validate_extract's registered wants them."""
+    wanted = {c.references for s in registry.values() for c in s.columns if c.references}
+    return {
+        reference: registered_values(validation.valid.get_column(column))
+        for reference in sorted(wanted)
+        for source, _, column in [reference.partition(".")]
+        if source == validation.source
+    }
 
 
 def _typed(column: Column, dtype: pl.DataType) -> pl.Expr:

@@ -147,6 +147,45 @@ def test_save_flags_is_idempotent_per_as_of_and_person(store, run):
     assert created[0].payload["rule_ids"] == ["underretninger"]
 
 
+def test_save_flags_is_all_or_nothing(store, run, monkeypatch):
+    """A failure on the last flag of a batch leaves none of the batch, nor their audit events."""
+    import casework.store as module
+
+    real = module.FlagCreated
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "FlagCreated", failing)
+    with pytest.raises(OSError):
+        store.save_flags(run, [draft("P00001"), draft("P00002", rank=2), draft("P00003", rank=3)])
+    assert store.list_flags() == [] and read(store.engine, kind="flag.created") == []
+    monkeypatch.setattr(module, "FlagCreated", real)
+    assert len(store.save_flags(run, [draft("P00001"), draft("P00002", rank=2), draft("P00003", rank=3)])) == 3
+    assert verify(store.engine).ok
+
+
+def test_the_run_key_is_recorded_and_found(store, run):
+    key = dict(snapshot="a" * 64, rules_version="children@1#abc")
+    store.set_run_key(run, **key, model_version="m/1")
+    store.finish_run(run, "completed", {"flags_total": 0})
+    store.start_run("run-2", AS_OF, "nightly")
+    store.set_run_key("run-2", **key)
+
+    found = store.runs_with_key(AS_OF, "nightly", **key)
+    assert [(r.run_id, r.status, r.model_version) for r in found] == [("run-1", "completed", "m/1"), ("run-2", "running", None)]
+    assert store.runs_with_key(AS_OF, "nightly", **key, model_version="m/1")[0].snapshot == "a" * 64
+    assert store.runs_with_key(AS_OF, "nightly", snapshot="b" * 64, rules_version="children@1#abc") == []
+    with pytest.raises(ValueError, match="not running"):
+        store.set_run_key(run, model_version="m/2")
+    with pytest.raises(ValueError, match="unknown run key"):
+        store.set_run_key("run-2", colour="blue")
+
+
 def test_save_flags_refuses_the_same_person_twice_in_one_batch(store, run):
     with pytest.raises(ValueError, match="one flag per person"):
         store.save_flags(run, [draft("P00001"), draft("P00001", rank=2)])

@@ -71,11 +71,18 @@ def test_children_of_parents_in_treatment_are_flagged_for_it(nightly_run):
     assert "child-parent-substance" in reasons or "child-repeated-notifications" in reasons
 
 
-def test_a_rerun_of_the_same_date_creates_no_duplicates(nightly_run):
+def test_a_rerun_of_the_same_key_does_nothing_and_says_so(nightly_run):
     home, first, second, _ = nightly_run
+    assert first.same_key_as is None and second.same_key_as == first.run_id
     assert second.flags_created == 0
     assert second.flags_total == first.flags_total
     assert len(_store(home).list_flags(as_of=AS_OF)) == first.flags_created
+    store = _store(home)
+    done, skipped = store.get_run(first.run_id), store.get_run(second.run_id)
+    assert (done.status, skipped.status) == ("completed", "skipped")
+    assert len(done.snapshot) == 64 and done.model_version == first.model_version and done.rules_version == first.rules_version
+    assert (skipped.snapshot, skipped.model_version, skipped.rules_version) == (done.snapshot, done.model_version, done.rules_version)
+    assert skipped.counts["same_key_as"] == first.run_id
 
 
 def test_the_audit_log_holds_every_step_and_verifies(nightly_run):
@@ -84,7 +91,8 @@ def test_the_audit_log_holds_every_step_and_verifies(nightly_run):
     kinds = [e.kind for e in read(engine)]
     assert kinds.count("run.started") == 2 and kinds.count("run.finished") == 2
     assert kinds.count("flag.created") == first.flags_created
-    assert kinds.count("source.validated") == 2 * len(__import__("sources.registry", fromlist=["load_registry"]).load_registry())
+    # The rerun of the same key read nothing.
+    assert kinds.count("source.validated") == len(__import__("sources.registry", fromlist=["load_registry"]).load_registry())
     assert verify(engine).ok
 
 

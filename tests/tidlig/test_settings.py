@@ -21,3 +21,19 @@ def test_every_config_key_is_commented():
         stripped = line.strip()
         if stripped and not stripped.startswith("#") and not stripped.startswith("- ") and not stripped.endswith(":"):
             assert "#" in line, f"config key without a comment: {line!r}"
+
+
+def test_extracts_come_from_a_folder_or_a_database_without_a_password(tmp_path):
+    from tidlig.settings import extracts_location
+
+    config = tmp_path / "db.yaml"
+    text = DEFAULTS_FILE.read_text()
+    config.write_text(text.replace("  database: null", "  database: postgresql+psycopg://tidlig@db.kommune.dk/extracts"))
+    assert extracts_location(load_config(config)) == "postgresql+psycopg://tidlig@db.kommune.dk/extracts"
+    assert str(extracts_location(load_config())).endswith("extracts")
+    config.write_text(text.replace("  database: null", "  database: postgresql+psycopg://tidlig:secret@db/extracts"))
+    with pytest.raises(ConfigError, match="section 'sources', key 'database'.*PGPASSWORD"):
+        load_config(config)
+    config.write_text(text.replace("  database: null", "  database: postgresql+psycopg://db/x").replace("  extracts: null", "  extracts: /data"))
+    with pytest.raises(ConfigError, match="both set"):
+        load_config(config)

@@ -51,3 +51,49 @@ def test_stored_results_and_docs_hold_no_personal_values(registry, clean_rows, c
         if path.suffix in (".json", ".html"):
             text = path.read_text(encoding="utf-8")
             assert not any(value in text for value in personal), path.relative_to(home)
+
+
+def test_a_run_stores_every_result_builds_docs_once_and_quarantines_as_a_single_check(registry, clean_rows, csv_extract, tmp_path, monkeypatch):
+    from validate.context import validation_run
+
+    source, other = registry["school_absence"], registry["homelessness"]
+    rows = clean_rows(source)
+    rows[1]["person_id"] = "0101901234"
+    rows[2]["absence_pct"] = "140"
+    extract, clean = csv_extract(source, rows), csv_extract(other, clean_rows(other))
+    context = gx_context(tmp_path / "home")
+    alone = validate_extract(extract, source, context=context, today=TODAY, max_invalid_share=0.5)
+    suite_file = next((tmp_path / "home" / "gx" / "expectations").glob("school_absence*.json"))
+    saved = suite_file.stat().st_mtime_ns
+
+    builds = []
+    build = context.build_data_docs
+    monkeypatch.setattr(context, "build_data_docs", lambda **kwargs: builds.append(kwargs) or build(**kwargs))
+    with validation_run(context) as run:
+        within = validate_extract(extract, source, context=context, today=TODAY, max_invalid_share=0.5, run=run)
+        validate_extract(clean, other, context=context, today=TODAY, max_invalid_share=0.5, run=run)
+        assert builds == []
+    assert len(builds) == 1
+    assert within.quarantine.equals(alone.quarantine)
+    assert suite_file.stat().st_mtime_ns == saved, "an unchanged suite is not saved again"
+    stored = list((tmp_path / "home" / "gx" / "uncommitted" / "validations").rglob("*.json"))
+    pages = list((tmp_path / "home" / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations").rglob("*.html"))
+    assert len(stored) == len(pages) == 3
+    text = "".join(path.read_text(encoding="utf-8") for path in stored + pages)
+    assert "0101901234" not in text
+
+
+def test_a_changed_registry_saves_the_suite_again(registry, tmp_path):
+    from dataclasses import replace
+
+    from validate.context import checkpoint_for
+
+    context = gx_context(tmp_path / "home")
+    source = registry["homelessness"]
+    first = checkpoint_for(context, source)
+    assert checkpoint_for(context, source).validation_definitions[0].suite.id == first.validation_definitions[0].suite.id
+    column = source.columns[0]
+    changed = replace(source, columns=(replace(column, nullable=not column.nullable), *source.columns[1:]))
+    again = checkpoint_for(context, changed).validation_definitions[0].suite
+    assert len(again.expectations) != len(first.validation_definitions[0].suite.expectations)
+    assert len(context.suites.get(source.name).expectations) == len(again.expectations)

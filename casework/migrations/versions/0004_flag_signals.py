@@ -19,6 +19,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # A store made by create_all before migrations already has the column: adopt it as it is.
+    if "signals" in {c["name"] for c in sa.inspect(op.get_bind()).get_columns("flags")}:
+        return
     with op.batch_alter_table("flags") as batch:
         batch.add_column(sa.Column("signals", sa.JSON))
 
