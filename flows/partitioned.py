@@ -35,7 +35,8 @@ class PartitionedParams(BaseModel):
 
     municipalities: list[Municipality]
     as_of: date | None = None
-    deployment: str = "nightly/nightly"
+    # Not the scheduled `nightly` deployment, which runs one at a time for its municipality.
+    deployment: str = "nightly/nightly-partition"
     timeout_seconds: int = 4 * 3600
 
 

@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -21,48 +12,7 @@ from sources.synth import SynthSpec, generate
 from tidlig.settings import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
-REPO = Path(__file__).parents[2]
-PREFECT = [sys.executable, "-m", "prefect"]
 AS_OF = "2026-11-01"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def _background(command: list[str], env: dict[str, str], log: Path):
-    """A process in its own group, stopped with everything it started when the block ends."""
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield process
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def _wait_healthy(url: str, log: Path, seconds: int = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    pytest.fail(f"Prefect server did not become healthy in {seconds} s:\n{log.read_text()[-3000:]}")
-
-
-def _run(command: list[str], env: dict[str, str], timeout: int = 300) -> str:
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"{' '.join(command[2:])} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
 
 
 PARENT = """
@@ -72,35 +22,17 @@ print(json.dumps(nightly_by_municipality(PartitionedParams.model_validate_json(s
 """
 
 
-def test_two_municipalities_run_side_by_side_on_two_workers(tmp_path):
+def test_two_municipalities_run_side_by_side_on_two_workers(tmp_path, prefect_server):
     config = load_config()
     homes = {}
     for name, seed in (("aarhus", 31), ("odense", 32)):
         homes[name] = tmp_path / name
         generate(SynthSpec(persons=1200, seed=seed, start=config.synth.start, end=config.synth.end)).write(homes[name])
-    api = f"http://127.0.0.1:{_free_port()}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PWD": str(REPO),
-    }
-    for leaked in ("TIDLIG_HOME", "TIDLIG_DATABASE_URL", "MLFLOW_TRACKING_URI"):
-        env.pop(leaked, None)  # each municipality's run gets its own from the parent flow
-    port = api.split(":")[-1].split("/")[0]
-    with _background([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", port], env, tmp_path / "server.log"):
-        _wait_healthy(api, tmp_path / "server.log")
-        _run([*PREFECT, "work-pool", "create", "tidlig", "--type", "process"], env)
-        _run([*PREFECT, "deploy", "--name", "nightly", "--no-prompt"], env)
-        logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
-        # One run at a time per worker: the second municipality must go to the other worker.
-        with _background([*PREFECT, "worker", "start", "--pool", "tidlig", "--limit", "1", "--name", "worker-1"], env, logs[0]), \
-             _background([*PREFECT, "worker", "start", "--pool", "tidlig", "--limit", "1", "--name", "worker-2"], env, logs[1]):
-            params = {"as_of": AS_OF, "municipalities": [{"name": n, "home": str(h)} for n, h in homes.items()]}
-            done = subprocess.run([sys.executable, "-c", PARENT, json.dumps(params)], cwd=REPO, env=env,
-                                  capture_output=True, text=True, timeout=400)
-            worker_logs = [log.read_text() for log in logs]
+    # One run at a time per worker: the second municipality must go to the other worker.
+    with prefect_server.worker("worker-1", "--limit", "1") as first, prefect_server.worker("worker-2", "--limit", "1") as second:
+        params = {"as_of": AS_OF, "municipalities": [{"name": n, "home": str(h)} for n, h in homes.items()]}
+        done = prefect_server.python(PARENT, json.dumps(params))
+        worker_logs = [first.read_text(), second.read_text()]
     assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}\n--- workers ---\n" + "\n".join(w[-2000:] for w in worker_logs)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert {name: run["state"] for name, run in report.items()} == {"aarhus": "COMPLETED", "odense": "COMPLETED"}
