@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict
 
+from casework.accounts import Accounts
 from casework.store import Run, Store
 from features.table import feature_table
 from models import registry
@@ -185,11 +186,13 @@ def apply_rules(scored: pl.DataFrame, ruleset: RuleSet, as_of: date) -> pl.DataF
 @stage
 def route_flags(
     hits: pl.DataFrame, scored: pl.DataFrame, ruleset: RuleSet, table_path: Path | None, as_of: date,
-    families: pl.DataFrame, history: pl.DataFrame,
+    families: pl.DataFrame, history: pl.DataFrame, capacities: dict[str, int],
 ) -> list[FlagDraft]:
     """One flag per person or family with all its reasons, suppressed ones kept aside, ranked within capacity."""
     table = load_routing_table(table_path) if table_path else load_routing_table()
-    return route(hits, scored, ruleset, table, as_of=as_of, families=families, history=history)
+    # A team lead's capacity in the casework store wins over the routing table's starting value.
+    teams = tuple(replace(t, weekly_capacity=capacities.get(t.id, t.weekly_capacity)) for t in table.teams)
+    return route(hits, scored, ruleset, replace(table, teams=teams), as_of=as_of, families=families, history=history)
 
 
 @io_stage
@@ -270,7 +273,8 @@ def nightly(params: NightlyParams) -> NightlySummary:
         record_version(store.engine, ruleset, run_id=run_id)  # once per version: the audit log says when rules changed
         hits = apply_rules(scored, ruleset, params.as_of)
         history = store.decision_history(params.as_of)
-        drafts = route_flags(hits, scored, ruleset, config.routing.table, params.as_of, families, history)
+        capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}
+        drafts = route_flags(hits, scored, ruleset, config.routing.table, params.as_of, families, history, capacities)
         doing = "store"
         created = store_flags(store, run_id, drafts)
     except Exception as exc:

@@ -207,8 +207,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "team.queue_none": ("Der er ingen i kø.", "Nobody is queued."),
     "team.members": ("Teamets medlemmer", "Team members"),
     "team.routing_note": (
-        "Kapaciteten bruges af næste natlige kørsel, når routingen læser den fra Tidlig.",
-        "The capacity is used by the next nightly run once routing reads it from Tidlig.",
+        "Den næste natlige kørsel fordeler markeringer efter denne kapacitet.",
+        "The next nightly run routes flags within this capacity.",
     ),
     # Audit
     "audit.title": ("Revisionslog", "Audit log"),
