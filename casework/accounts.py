@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
 
 from audit import log as audit_log
+from casework.store import metadata as store_metadata
 from audit.events import CapacityChanged, NoteAdded, UserCreated, UserStatusChanged, looks_like_cpr
 
 ROLES = ("caseworker", "teamlead", "auditor", "admin")
@@ -33,15 +34,8 @@ MAX_FAILURES_PER_CLIENT = 20
 FAILURE_WINDOW = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 12
 
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+# Accounts live in the casework store's schema, with its naming convention for constraints.
+metadata = sa.MetaData(naming_convention=store_metadata.naming_convention)
 
 teams = sa.Table(
     "teams",
