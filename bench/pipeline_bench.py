@@ -122,7 +122,8 @@ def run_stages(folder: Path, home: Path, model_file: Path) -> dict:
     with timer("rules+routing"):
         ruleset = load_rules()
         hits = n.apply_rules.fn(scored, ruleset, AS_OF)
-        drafts = n.route_flags.fn(hits, scored, ruleset, None, AS_OF, families, store.decision_history(AS_OF))
+        scored = n.explain_flagged.fn(scored, hits, model)
+        drafts = n.route_flags.fn(hits, scored, ruleset, None, AS_OF, families, store.decision_history(AS_OF), {})
     with timer("store"):
         created = n.store_flags.fn(store, run_id, drafts)
         store.finish_run(run_id, "completed", {"flags_created": len(created)})

@@ -164,17 +164,24 @@ def _team_capacity(table_path: Path | None):
 
 @stage
 def score(table: pl.DataFrame, support_measures: pl.DataFrame, model: RiskScorer, model_version: str, as_of: date) -> pl.DataFrame:
-    """Score the cohort (score 1-20, probability, top signals); everyone else keeps null scores."""
+    """Score the cohort (score 1-20, probability); everyone else keeps null scores."""
     scored = cohort(table, support_measures, as_of)
     X = matrix(scored)
     scores = scored.select("person").with_columns(
         score=pl.Series(model.score_levels(X), dtype=pl.Int64),
         probability=pl.Series(model.predict_proba(X)[:, 1], dtype=pl.Float64),
         model_version=pl.lit(model_version),
-        signals=signals(model, X, MODEL_FEATURES),
     )
     cases = open_case_teams(support_measures, as_of)
     return table.join(scores, on="person", how="left").join(cases, on="person", how="left")
+
+
+@stage
+def explain_flagged(scored: pl.DataFrame, hits: pl.DataFrame, model: RiskScorer) -> pl.DataFrame:
+    """The top signals behind the score of every scored person a rule flagged (only they are read by anyone)."""
+    flagged = scored.join(hits.select("person").unique(), on="person", how="semi").filter(pl.col("score").is_not_null())
+    explained = flagged.select("person").with_columns(signals=signals(model, matrix(flagged), MODEL_FEATURES))
+    return scored.join(explained, on="person", how="left")
 
 
 @stage
@@ -272,6 +279,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
         doing = "rules+routing"
         record_version(store.engine, ruleset, run_id=run_id)  # once per version: the audit log says when rules changed
         hits = apply_rules(scored, ruleset, params.as_of)
+        scored = explain_flagged(scored, hits, model)
         history = store.decision_history(params.as_of)
         capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}
         drafts = route_flags(hits, scored, ruleset, config.routing.table, params.as_of, families, history, capacities)
