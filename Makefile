@@ -8,7 +8,7 @@ export UV_COMPILE_BYTECODE := 1
 export PYTHONDONTWRITEBYTECODE :=
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test install browser bench clean
+.PHONY: demo test install browser bench bench-web clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -38,5 +38,12 @@ clean:
 
 # Benchmarks print their numbers; each compares against a reference on the same data in the same run.
 bench: install
+	$(UV) run --frozen python bench/synth_bench.py --persons 650000
+	$(UV) run --frozen python bench/ingest_bench.py
 	$(UV) run --frozen python bench/features_bench.py --persons 650000
+	$(UV) run --frozen python bench/rules_bench.py
 	$(UV) run --frozen python bench/pipeline_bench.py --persons 100000 650000 6000000 --prefect
+
+# 50 concurrent caseworkers against the web app on a store of 1,000,000 flags.
+bench-web: install
+	$(UV) run --frozen python bench/web_load.py
