@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import polars as pl
@@ -190,7 +189,8 @@ def test_too_many_invalid_rows_stop_the_run_with_the_worst_rules(registry, clean
 
 
 @pytest.mark.slow
-def test_hundred_thousand_rows_validate_in_seconds(registry, clean_rows, tmp_path, context):
+def test_a_hundred_thousand_rows_are_all_accounted_for(registry, clean_rows, tmp_path, context):
+    # How fast is measured in bench/ingest_bench.py, never here: timing assertions flake on busy machines.
     source = registry["school_absence"]
     frame = pl.DataFrame(clean_rows(source, 100_000))
     frame = frame.with_columns(
@@ -198,13 +198,9 @@ def test_hundred_thousand_rows_validate_in_seconds(registry, clean_rows, tmp_pat
     )
     frame.write_csv(tmp_path / "school_absence.csv")
     extract = read_extract(tmp_path, source)
-    validate_extract(extract, source, context=context, today=TODAY)  # warm-up: suite and docs site created
-    started = time.perf_counter()
     validation = validate_extract(extract, source, context=context, today=TODAY)
-    elapsed = time.perf_counter() - started
     assert validation.rows_quarantined == 100
     assert_accounted(validation)
-    assert elapsed < 10, f"validating 100k rows took {elapsed:.1f} s"
 
 
 def test_dates_on_the_day_of_the_run_are_not_in_the_future(registry, clean_rows, csv_extract, context):
