@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import getpass
-from datetime import date, datetime
+from datetime import date
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
