@@ -139,7 +139,7 @@ def champion_model(
     found = registry.load(name)
     if found is not None:
         return found
-    team_of, capacity = _team_capacity(routing_table)
+    team_of, capacity = team_capacity(routing_table)
     result = train(sources, training_as_of, horizon_days, team_of=team_of, capacity=capacity)
     version = registry.log_and_register(result, name, engine=store.engine)
     # The very first model has nothing to be compared against; later ones wait for a person.
@@ -151,7 +151,7 @@ def champion_model(
     return registry.load(name)
 
 
-def _team_capacity(table_path: Path | None):
+def team_capacity(table_path: Path | None):
     """The family teams' capacities and who goes to which team, for measuring precision at capacity."""
     table = load_routing_table(table_path) if table_path else load_routing_table()
 

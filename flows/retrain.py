@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from audit.events import CandidateRejected
 from audit.log import append
 from casework.store import Store
-from flows.nightly import _team_capacity, ingest, today_in_copenhagen
+from flows.nightly import team_capacity, ingest, today_in_copenhagen
 from models import registry
 from models.train import TrainingResult, train
 from tidlig import settings
@@ -72,7 +72,7 @@ def training_dates(as_of: date, horizon_days: int, quarters: int) -> list[date]:
 @task(cache_policy=NONE)
 def train_candidate(sources: dict[str, pl.DataFrame], dates: list[date], horizon_days: int, routing_table: Path | None) -> TrainingResult:
     """Cross-validate the model grid over time, refit the best and audit its fairness."""
-    team_of, capacity = _team_capacity(routing_table)
+    team_of, capacity = team_capacity(routing_table)
     return train(sources, dates, horizon_days, team_of=team_of, capacity=capacity)
 
 
