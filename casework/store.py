@@ -114,8 +114,8 @@ flags = sa.Table(
     sa.Column("status", sa.String(20), nullable=False, server_default="open"),
     sa.Column("score", sa.Integer),
     sa.Column("probability", sa.Float),
-    sa.Column("model_version", sa.String(100)),
-    sa.Column("rules_version", sa.String(100), nullable=False),
+    sa.Column("model_version", sa.String(200)),
+    sa.Column("rules_version", sa.String(500), nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("suppressed_by", sa.JSON),  # the suppression rules that held; null for a flag on the list
     sa.Column("signals", sa.JSON),  # the model's top signals behind the score; null when not scored

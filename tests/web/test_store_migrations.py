@@ -13,7 +13,7 @@ from casework.store import Store, metadata
 
 def _described(table: sa.Table) -> dict:
     return {
-        "columns": {(c.name, c.nullable) for c in table.columns},
+        "columns": {(c.name, c.nullable, getattr(c.type, "length", None)) for c in table.columns},
         "indexes": {i.name for i in table.indexes},
         "checks": {c.name for c in table.constraints if isinstance(c, sa.CheckConstraint)},
     }
@@ -22,7 +22,8 @@ def _described(table: sa.Table) -> dict:
 def _inspected(engine, name: str) -> dict:
     inspector = sa.inspect(engine)
     return {
-        "columns": {(c["name"], c["nullable"]) for c in inspector.get_columns(name)},
+        # Lengths too: a column the code widened must be widened by a migration as well.
+        "columns": {(c["name"], c["nullable"], getattr(c["type"], "length", None)) for c in inspector.get_columns(name)},
         "indexes": {i["name"] for i in inspector.get_indexes(name)},
         "checks": {c["name"] for c in inspector.get_check_constraints(name)},
     }
