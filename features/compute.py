@@ -1,56 +1,142 @@
-"""Point-in-time computation of the catalogue with polars: only what was known on the as-of date."""
+"""Point-in-time computation of the catalogue with polars: only what was known on the as-of date.
+
+One lazy plan: each source is filtered once (known and happened by the as-of date, within the
+widest window any of its features looks at) and grouped once per person, with every feature of
+that source as one aggregation; parents' and siblings' values then reach the child through the
+parent-child links in one group-by each.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 
 import polars as pl
 
-from features.catalogue import CATALOGUE, Feature
+from features.catalogue import CATALOGUE, COUNT_LIKE, SPELL_GAP_DAYS, Feature
 
 
-def known_by(events: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Rows the municipality had learned of on the as-of date."""
-    return events.filter(pl.col("known_date") <= as_of)
+def known_by(events: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
+    """Rows the municipality had learned of on the as-of date, about things that had happened by then."""
+    return events.filter((pl.col("known_date") <= as_of) & (pl.col("event_date") <= as_of))
 
 
-def in_window(events: pl.DataFrame, as_of: date, days: int | None) -> pl.DataFrame:
-    """Rows whose event happened in the window (as_of - days, as_of]."""
+def in_window(as_of: date, days: int | None, *, windows_back: int = 0) -> pl.Expr:
+    """Rows whose event happened in (as_of - days, as_of], or that many windows further back."""
     if days is None:
-        return events.filter(pl.col("event_date") <= as_of)
-    return events.filter(pl.col("event_date").is_between(as_of - timedelta(days=days), as_of, closed="right"))
+        return pl.lit(True)
+    end = as_of - timedelta(days=days * windows_back)
+    return pl.col("event_date").is_between(end - timedelta(days=days), end, closed="right")
 
 
-def matching(events: pl.DataFrame, where: dict[str, tuple[str, ...]]) -> pl.DataFrame:
+def matching(where: dict[str, tuple[str, ...]]) -> pl.Expr:
     """Rows whose columns take one of the listed values."""
+    keep = pl.lit(True)
     for column, allowed in where.items():
-        events = events.filter(pl.col(column).is_in(list(allowed)))
-    return events
+        keep = keep & pl.col(column).is_in(list(allowed))
+    return keep
 
 
-def aggregate(events: pl.DataFrame, feature: Feature, as_of: date) -> pl.DataFrame:
-    """One row per person with rows in the window: person, value."""
-    value = {
-        "count": pl.len(),
-        "mean": pl.col(feature.column).mean() if feature.column else None,
-        "days_since_last": (pl.lit(as_of) - pl.col("event_date").max()).dt.total_days(),
-    }[feature.agg]
-    return events.group_by("person_id").agg(value.alias(feature.name)).rename({"person_id": "person"})
+def count(rows: pl.Expr) -> pl.Expr:
+    return rows.sum().cast(pl.Int64)
 
 
-def to_children(per_parent: pl.DataFrame, feature: Feature, families: pl.DataFrame) -> pl.DataFrame:
-    """Carry the parents' values over to their children."""
-    joined = families.join(per_parent.rename({"person": "parent"}), on="parent")
-    value = pl.col(feature.name)
-    agg = (value > 0).sum() if feature.over_parents == "parents_with_any" else value.max()
-    return joined.group_by("child").agg(agg.alias(feature.name)).rename({"child": "person"})
+def mean(column: str, rows: pl.Expr) -> pl.Expr:
+    return pl.col(column).filter(rows).mean()
 
 
-def compute_feature(feature: Feature, events: pl.DataFrame, families: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """One feature for everyone who has a value (person, feature.name)."""
-    rows = matching(in_window(known_by(events, as_of), as_of, feature.window_days), feature.where)
-    values = aggregate(rows, feature, as_of)
-    return to_children(values, feature, families) if feature.of == "parents" else values
+def days_since_last(rows: pl.Expr, as_of: date) -> pl.Expr:
+    return (pl.lit(as_of) - pl.col("event_date").filter(rows).max()).dt.total_days()
+
+
+def change_in_mean(column: str, rows: pl.Expr, earlier_rows: pl.Expr) -> pl.Expr:
+    """The trend: the mean in the window minus the mean in the window before it."""
+    return mean(column, rows) - mean(column, earlier_rows)
+
+
+def longest_spell_weeks(rows: pl.Expr) -> pl.Expr:
+    """The most distinct event dates in a run whose consecutive dates are at most SPELL_GAP_DAYS apart."""
+    dates = pl.col("event_date").filter(rows).unique().sort()
+    spell = (dates.diff().dt.total_days() > SPELL_GAP_DAYS).fill_null(False).cum_sum()
+    return spell.unique_counts().max().cast(pl.Int64)
+
+
+def own_value(feature: Feature, as_of: date) -> pl.Expr:
+    """A person's own value of the feature, as an aggregation over that person's rows of its source."""
+    rows = in_window(as_of, feature.window_days) & matching(feature.where)
+    if feature.agg == "count":
+        return count(rows)
+    if feature.agg == "mean":
+        return mean(feature.column, rows)
+    if feature.agg == "days_since_last":
+        return days_since_last(rows, as_of)
+    if feature.agg == "change_in_mean":
+        return change_in_mean(feature.column, rows, in_window(as_of, feature.window_days, windows_back=1) & matching(feature.where))
+    return longest_spell_weeks(rows)
+
+
+def reach_days(features: Iterable[Feature]) -> int | None:
+    """How far back before the as-of date any of the features looks; None for all history."""
+    days = []
+    for f in features:
+        if f.window_days is None:
+            return None
+        days.append(f.window_days * (2 if f.agg == "change_in_mean" else 1))
+    return max(days)
+
+
+def own_key(feature: Feature) -> tuple:
+    """Features with the same key have the same own value (e.g. a person's and a parent's treatment count)."""
+    return feature.source, feature.agg, feature.window_days, feature.column, tuple(sorted(feature.where.items()))
+
+
+def per_person(events: pl.LazyFrame, features: list[Feature], columns: dict[tuple, str], as_of: date) -> pl.LazyFrame:
+    """One row per person with rows of this source: every distinct own value of its features."""
+    reach = reach_days(features)
+    rows = known_by(events, as_of)
+    if reach is not None:
+        rows = rows.filter(pl.col("event_date") > as_of - timedelta(days=reach))
+    aggs = {columns[own_key(f)]: own_value(f, as_of) for f in features}
+    return rows.group_by("person_id").agg(**aggs).rename({"person_id": "person"})
+
+
+def over_parents(own: list[pl.LazyFrame], families: pl.LazyFrame, features: list[Feature], columns: dict[tuple, str]) -> pl.LazyFrame:
+    """The parents' own values carried to each child, and which parent (mother, father, both) they are about."""
+    aggs = {}
+    for f in features:
+        value = pl.col(columns[own_key(f)])
+        if f.over == "parents_with_any":
+            combined, behind = (value > 0).sum().cast(pl.Int64), value > 0
+        elif f.over == "max":
+            combined, behind = value.max(), (value == value.max()) & ((value > 0) if f.agg in COUNT_LIKE else True)
+        else:
+            combined, behind = value.min(), value == value.min()
+        who = pl.col("relation").filter(behind)
+        aggs[f.name] = combined
+        aggs[f"{f.name}_parent"] = pl.when(who.len() > 1).then(pl.lit("both")).otherwise(who.first())
+    joined = families.select("parent", "child", "relation")
+    for values in own:
+        joined = joined.join(values, left_on="parent", right_on="person", how="left")
+    return joined.group_by("child").agg(**aggs).rename({"child": "person"})
+
+
+def sibling_pairs(families: pl.LazyFrame) -> pl.LazyFrame:
+    """(child, sibling): other children of any of the child's parents, each pair once."""
+    links = families.select("parent", "child")
+    return (
+        links.join(links.rename({"child": "sibling"}), on="parent")
+        .filter(pl.col("child") != pl.col("sibling"))
+        .select("child", "sibling")
+        .unique()
+    )
+
+
+def over_siblings(own: list[pl.LazyFrame], families: pl.LazyFrame, features: list[Feature], columns: dict[tuple, str]) -> pl.LazyFrame:
+    """The siblings' own values summed for each child."""
+    joined = sibling_pairs(families)
+    for values in own:
+        joined = joined.join(values, left_on="sibling", right_on="person", how="left")
+    return joined.group_by("child").agg(**{f.name: pl.col(columns[own_key(f)]).sum() for f in features}).rename({"child": "person"})
 
 
 def compute(
@@ -62,13 +148,34 @@ def compute(
 ) -> pl.DataFrame:
     """Every feature for every person on as_of; counts with no rows are 0, other aggregates null.
 
-    Sources may be DataFrames or LazyFrames (e.g. scanned Parquet): the whole catalogue is one
-    lazy plan, so polars reads only the columns used and computes the features in parallel.
+    Parents' features also get a column `<name>_parent` saying which parent the value is about.
+    Sources may be DataFrames or LazyFrames (e.g. scanned Parquet): polars reads only the columns
+    used and computes the sources in parallel.
     """
-    table = persons.lazy()
+    missing = sorted({f.source for f in catalogue} - set(sources))
+    if missing:
+        raise ValueError(f"the feature catalogue needs source(s) {missing}, which were not given; read them before computing features")
+    columns: dict[tuple, str] = {}
+    for f in catalogue:
+        columns.setdefault(own_key(f), f"own_{len(columns)}")
     links = families.lazy()
-    for feature in catalogue:
-        values = compute_feature(feature, sources[feature.source].lazy(), links, as_of)
-        table = table.join(values, on="person", how="left")
-    counts = [pl.col(f.name).fill_null(0).cast(pl.Int64) for f in catalogue if f.agg == "count"]
+    table = persons.lazy()
+    relatives: dict[str, tuple[list[pl.LazyFrame], list[Feature]]] = {"parents": ([], []), "siblings": ([], [])}
+    for source in dict.fromkeys(f.source for f in catalogue):
+        features = [f for f in catalogue if f.source == source]
+        own = per_person(sources[source].lazy(), features, columns, as_of)
+        for of in ("self", *relatives):
+            wanted = [f for f in features if f.of == of]
+            if not wanted:
+                continue
+            if of == "self":
+                table = table.join(own.select("person", *(pl.col(columns[own_key(f)]).alias(f.name) for f in wanted)), on="person", how="left")
+            else:
+                relatives[of][0].append(own.select("person", *dict.fromkeys(columns[own_key(f)] for f in wanted)))
+                relatives[of][1].extend(wanted)
+    for of, combine in (("parents", over_parents), ("siblings", over_siblings)):
+        own, features = relatives[of]
+        if features:
+            table = table.join(combine(own, links, features, columns), on="person", how="left")
+    counts = [pl.col(f.name).fill_null(0).cast(pl.Int64) for f in catalogue if f.agg in COUNT_LIKE]
     return table.with_columns(counts).collect()

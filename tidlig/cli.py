@@ -440,12 +440,8 @@ def features_describe() -> None:
     registry = load_registry()
     for feature in CATALOGUE:
         source = registry[feature.source]
-        window = f"the last {feature.window_days} days" if feature.window_days else "all history known"
-        what = {"count": "number of rows", "mean": f"mean of {feature.column}", "days_since_last": "days since the latest row"}[feature.agg]
-        of = " of the person's parents (" + ("parents with any" if feature.over_parents == "parents_with_any" else "the highest parent") + ")" if feature.of == "parents" else ""
-        where = "".join(f", where {column} is {' or '.join(values)}" for column, values in feature.where.items())
         typer.secho(feature.name, bold=True)
-        typer.echo(f"  {what} in {source.name} ({source.title}){where}, {window}{of}")
+        typer.echo(f"  {feature.explain(source.title)}")
         typer.echo(f"  only rows known by the as-of date ({source.known_date} <= as-of); legal basis: {source.legal_basis}")
         typer.echo(f"  why: {feature.why}")
 
