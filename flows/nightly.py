@@ -180,7 +180,7 @@ def score(table: pl.DataFrame, support_measures: pl.DataFrame, model: RiskScorer
 def explain_flagged(scored: pl.DataFrame, hits: pl.DataFrame, model: RiskScorer) -> pl.DataFrame:
     """The top signals behind the score of every scored person a rule flagged (only they are read by anyone)."""
     flagged = scored.join(hits.select("person").unique(), on="person", how="semi").filter(pl.col("score").is_not_null())
-    explained = flagged.select("person").with_columns(signals=signals(model, matrix(flagged), MODEL_FEATURES))
+    explained = flagged.select("person").with_columns(signals=signals(model, matrix(flagged), MODEL_FEATURES, context=flagged))
     return scored.join(explained, on="person", how="left")
 
 

@@ -13,7 +13,18 @@ from features.catalogue import FEATURE_NAMES
 from features.table import feature_table
 from models.labels import CHILDREN, Definition, cohort, escalation
 
-MODEL_FEATURES: tuple[str, ...] = ("age_years", *FEATURE_NAMES)
+# The child model's inputs: the child's own and its family's signals. Adults' own registers say
+# nothing of a child; sex, origin and district are never inputs (they are what fairness audits).
+MODEL_FEATURES: tuple[str, ...] = (
+    "age_years",
+    "notifications_365d", "notifications_90d", "days_since_last_notification", "siblings_notifications_365d",
+    "school_absence_pct_90d", "school_absence_pct_change_90d", "missed_health_visitor_visits_365d", "missed_dental_visits_365d",
+    "police_contacts_365d",
+    "parent_substance_treatment_365d", "parent_days_since_alcohol_treatment", "parent_days_since_drug_treatment",
+    "parent_psychiatric_contacts_365d", "parent_police_contacts_365d", "parent_eviction_notices_365d", "parent_homelessness_365d",
+    "parent_benefit_weeks_365d", "parent_longest_benefit_spell_weeks_365d",
+)
+assert set(MODEL_FEATURES) - {"age_years"} <= set(FEATURE_NAMES), "every model input is a catalogue feature"
 AGE_BANDS: tuple[tuple[int, int, str], ...] = ((0, 5, "0-5"), (6, 11, "6-11"), (12, 17, "12-17"), (18, 200, "18+"))
 
 

@@ -17,14 +17,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from features.catalogue import CATALOGUE
+from features.texts import say
 from models.baseline import PointsRule
 
 TOP_SIGNALS = 3
 MIN_CONTRIBUTION = 0.05  # log-odds; below this a signal does not noticeably move the score
 # Model inputs that are not catalogue features carry their texts here.
 EXTRA_TEXTS: dict[str, dict[str, str]] = {
-    "age_years": {"da": "barnet er {value} år", "en": "the child is {value} years old"},
+    "age_years": {"da": "barnet er {value} år", "en": "the child is {value} {year|years} old"},
 }
+_COUNTS_PARENTS = frozenset(f.name for f in CATALOGUE if f.over == "parents_with_any")
+_NAMES_PARENT = frozenset(f.name for f in CATALOGUE if f.names_parent)
 SIGNAL_DTYPE = pl.List(pl.Struct({
     "feature": pl.String, "value": pl.Float64, "contribution": pl.Float64, "text_da": pl.String, "text_en": pl.String,
 }))
@@ -78,28 +81,30 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def format_value(value: float, language: str) -> str:
-    """A number as a caseworker reads it: whole numbers bare, others with one decimal (comma in Danish)."""
-    text = f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
-    return text.replace(".", ",") if language == "da" else text
+def describe(feature: str, value: float | None, language: str, *, parent: str | None = None) -> str | None:
+    """The plain-language text of one signal, or None when the feature has no text for this case.
 
-
-def describe(feature: str, value: float | None, language: str) -> str | None:
-    """The plain-language text of one signal, or None when the feature has no text for this case."""
-    templates = texts().get(feature, {})
-    if value is None or np.isnan(value):
-        return templates.get(f"{language}_missing")
-    template = templates.get(language)
-    return template.format(value=format_value(value, language)) if template else None
+    `parent` ("mother", "father" or "both") names who a parent's signal is about.
+    """
+    return say(texts().get(feature, {}), value, language, parent=parent, parents_counted=feature in _COUNTS_PARENTS)
 
 
 def signals(
-    model, X: np.ndarray, feature_names: Sequence[str], *, top: int = TOP_SIGNALS, min_contribution: float = MIN_CONTRIBUTION
+    model, X: np.ndarray, feature_names: Sequence[str], *, top: int = TOP_SIGNALS, min_contribution: float = MIN_CONTRIBUTION,
+    context: pl.DataFrame | None = None,
 ) -> pl.Series:
-    """Per person, the top signals raising their risk: feature, value, contribution, text_da, text_en."""
+    """Per person, the top signals raising their risk: feature, value, contribution, text_da, text_en.
+
+    `context`, the feature table rows of X in the same order, lets a parent's signal name the
+    parent (its `<feature>_parent` columns); without it the text says "a parent".
+    """
     names = list(feature_names)
     if len(names) != X.shape[1]:
         raise ValueError(f"feature_names has {len(names)} names but X has {X.shape[1]} columns")
+    if context is not None and context.height != X.shape[0]:
+        raise ValueError(f"context has {context.height} rows but X has {X.shape[0]}; pass the table rows X was made from")
+    columns = set() if context is None else set(context.columns)
+    who = {n: context[f"{n}_parent"].to_list() for n in names if n in _NAMES_PARENT and f"{n}_parent" in columns}
     contrib = contributions(model, X)
     rows = []
     for i in range(X.shape[0]):
@@ -111,7 +116,8 @@ def signals(
             # A zero count "raising" risk is an artefact of comparing with the average person.
             if value == 0:
                 continue
-            text_da, text_en = describe(names[j], value, "da"), describe(names[j], value, "en")
+            parent = who[names[j]][i] if names[j] in who else None
+            text_da, text_en = describe(names[j], value, "da", parent=parent), describe(names[j], value, "en", parent=parent)
             if text_da is None or text_en is None:
                 continue
             found.append({"feature": names[j], "value": value, "contribution": float(contrib[i, j]),

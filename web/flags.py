@@ -216,24 +216,26 @@ def signals(flag: Flag, language: str) -> list[Signal]:
     if carried:
         key = "text_en" if language == "en" else "text_da"
         return [Signal(s.get("feature", ""), s.get(key) or s.get("text_da", "")) for s in carried[:MAX_SIGNALS]]
+    from features.texts import say
     from rules.texts import format_column
 
     found: list[Signal] = []
     seen: set[str] = set()
-    templates = _feature_texts()
+    catalogue = _catalogue()
     for reason in sorted(flag.reasons, key=lambda r: r.priority):
         for feature, value in reason.values.items():
             # An unknown or zero value is no signal; the rule's text already says it was absent.
             if feature in seen or value in (None, 0, 0.0) or feature == "score":
                 continue
             seen.add(feature)
-            shown = format_column(feature, value, language)
-            template = templates.get(feature, {}).get(language)
-            if template:
-                text = template.format(value=shown.removesuffix(" %").removesuffix("%"))
+            declared = catalogue.get(feature)
+            text = None
+            if declared is not None and isinstance(value, int | float):
+                text = say(declared.texts, value, language, parents_counted=declared.over == "parents_with_any")
+            if text:
                 text = text[0].upper() + text[1:]
             else:
-                text = f"{i18n.pick(i18n.FEATURE_LABELS.get(feature), language, feature)}: {shown}"
+                text = f"{i18n.pick(i18n.FEATURE_LABELS.get(feature), language, feature)}: {format_column(feature, value, language)}"
             found.append(Signal(feature, text))
     if flag.score is not None:
         found.append(Signal("score", i18n.pick(i18n.FEATURE_LABELS["score"], language) + f": {flag.score}"))
@@ -274,7 +276,6 @@ def sources_behind(flag: Flag) -> list[SourceUse]:
 def warm_up() -> None:
     """Read the feature catalogue and source registry now, so no caseworker's first page waits for it."""
     _catalogue()
-    _feature_texts()
     _registry()
 
 
@@ -283,11 +284,6 @@ def _catalogue() -> dict[str, Any]:
     from features.catalogue import CATALOGUE
 
     return {feature.name: feature for feature in CATALOGUE}
-
-
-@lru_cache(maxsize=1)
-def _feature_texts() -> dict[str, dict[str, str]]:
-    return {name: getattr(feature, "texts", None) or {} for name, feature in _catalogue().items()}
 
 
 @lru_cache(maxsize=1)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
+from features.catalogue import CATALOGUE
 from models.baseline import PointsRule
 from models.dataset import MODEL_FEATURES
 from models.explain import contributions, describe, signals
@@ -83,7 +85,61 @@ def test_texts_are_plain_danish_and_english():
     assert describe("notifications_365d", 3.0, "en") == "3 notifications in the past year"
     assert describe("school_absence_pct_90d", 17.25, "da") == "17,2 % fravær fra skolen de seneste 90 dage"
     assert describe("school_absence_pct_90d", None, "en") == "no school absence on record in the past 90 days"
-    assert describe("parent_substance_treatment_365d", 1.0, "da").startswith("1 forælder")
+    assert describe("days_since_last_notification", None, "da") == "ingen underretninger registreret"
+
+
+@pytest.mark.parametrize(("feature", "value", "da", "en"), [
+    ("notifications_365d", 1, "1 underretning det seneste år", "1 notification in the past year"),
+    ("notifications_90d", 2, "2 underretninger de seneste 90 dage", "2 notifications in the past 90 days"),
+    ("age_years", 1, "barnet er 1 år", "the child is 1 year old"),
+    ("age_years", 7, "barnet er 7 år", "the child is 7 years old"),
+    ("benefit_weeks_365d", 1.5, "1,5 uger på offentlig forsørgelse det seneste år", "1.5 weeks on public benefits in the past year"),
+    ("missed_dental_visits_365d", 1, "1 udeblivelse fra tandplejen det seneste år", "1 missed dental appointment in the past year"),
+    ("siblings_notifications_365d", 4, "4 underretninger om søskende det seneste år", "4 notifications about siblings in the past year"),
+])
+def test_texts_agree_in_number(feature, value, da, en):
+    assert (describe(feature, value, "da"), describe(feature, value, "en")) == (da, en)
+
+
+@pytest.mark.parametrize(("days", "da", "en"), [
+    (0, "i dag", "today"), (1, "for 1 dag siden", "1 day ago"), (13, "for 13 dage siden", "13 days ago"),
+    (14, "for 2 uger siden", "2 weeks ago"), (59, "for 8 uger siden", "8 weeks ago"), (60, "for 2 måneder siden", "2 months ago"),
+    (91, "for 3 måneder siden", "3 months ago"), (700, "for 23 måneder siden", "23 months ago"),
+    (730, "for 2 år siden", "2 years ago"), (1200, "for 3 år siden", "3 years ago"),
+])
+def test_recency_is_said_in_days_weeks_months_or_years(days, da, en):
+    assert describe("days_since_last_notification", days, "da") == f"den seneste underretning kom {da}"
+    assert describe("days_since_last_notification", days, "en") == f"the latest notification came {en}"
+
+
+def test_a_parents_signal_names_the_parent():
+    assert describe("parent_days_since_alcohol_treatment", 92, "da", parent="father") == "far har påbegyndt alkoholbehandling for 3 måneder siden"
+    assert describe("parent_days_since_alcohol_treatment", 92, "en", parent="father") == "the father started alcohol treatment 3 months ago"
+    assert describe("parent_days_since_drug_treatment", 20, "da", parent="mother") == "mor har påbegyndt stofbehandling for 3 uger siden"
+    assert describe("parent_psychiatric_contacts_365d", 1, "en", parent="mother") == "the mother had contact with psychiatry in the past year"
+    # Unnamed, one parent is "a parent" and two are both parents.
+    assert describe("parent_substance_treatment_365d", 1, "da") == "en forælder er startet i alkohol- eller stofbehandling det seneste år"
+    assert describe("parent_homelessness_365d", 2, "en") == "both parents were registered homeless in the past year"
+    assert describe("parent_homelessness_365d", 1, "en", parent="father") == "the father was registered homeless in the past year"
+    assert describe("parent_benefit_weeks_365d", 30, "da", parent="both") == (
+        "begge forældre har modtaget kontanthjælp eller sygedagpenge i 30 uger det seneste år")
+    with pytest.raises(ValueError, match="parent must be one of mother, father, both or None, got 'uncle'"):
+        describe("parent_days_since_drug_treatment", 20, "da", parent="uncle")
+
+
+def test_a_falling_trend_is_said_as_a_fall():
+    assert describe("school_absence_pct_change_90d", 12.5, "da") == (
+        "skolefraværet er steget 12,5 procentpoint de seneste 90 dage i forhold til de 90 dage før")
+    assert describe("school_absence_pct_change_90d", -1, "en") == (
+        "school absence fell by 1 percentage point in the past 90 days compared with the 90 days before")
+
+
+def test_every_feature_text_fills_in_both_languages():
+    for feature in CATALOGUE:
+        for value in (1, 2, 30.5, 400):
+            for language in ("da", "en"):
+                text = describe(feature.name, value, language)
+                assert text and "{" not in text and "|" not in text, (feature.name, value, language, text)
 
 
 def test_signals_list_the_top_contributors_with_texts_and_skip_zero_counts():
@@ -109,3 +165,9 @@ def test_signals_list_the_top_contributors_with_texts_and_skip_zero_counts():
     assert first[1]["text_da"] == "3 underretninger det seneste år" and first[1]["value"] == 3.0
     assert all(s["contribution"] > 0 and s["text_en"] for s in first)
     assert [s["feature"] for s in result[1].to_list()] == [], "nothing raises the risk of a child without signals"
+    assert first[0]["text_en"] == "a parent started alcohol or drug treatment in the past year"
+    context = pl.DataFrame({"person": ["a", "b"], "parent_substance_treatment_365d_parent": ["father", None]})
+    named = signals(model, person, MODEL_FEATURES, context=context)[0].to_list()
+    assert named[0]["text_da"] == "far er startet i alkohol- eller stofbehandling det seneste år"
+    with pytest.raises(ValueError, match="context has 1 rows but X has 2"):
+        signals(model, person, MODEL_FEATURES, context=context.head(1))
