@@ -24,13 +24,24 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from features.catalogue import CATALOGUE, Feature  # noqa: E402
+from features.catalogue import CATALOGUE, COUNT_LIKE, SPELL_GAP_DAYS, Feature  # noqa: E402
+from features.compute import own_key, reach_days  # noqa: E402
 
 IMPLEMENTATIONS = ("polars", "duckdb", "pandas")
+# Every feature, and for parents' features which parent it is about, in catalogue order.
+COLUMNS = ["person", *(c for f in CATALOGUE for c in (f.name, f"{f.name}_parent")[: 1 + f.names_parent])]
 
 
 def _load(folder: Path) -> dict[str, pl.DataFrame]:
     return {path.stem: pl.read_parquet(path) for path in folder.glob("*.parquet")}
+
+
+def _own_columns() -> dict[tuple, str]:
+    """One name per distinct own value, shared by features that need the same one (as compute does)."""
+    columns: dict[tuple, str] = {}
+    for f in CATALOGUE:
+        columns.setdefault(own_key(f), f"own_{len(columns)}")
+    return columns
 
 
 def run_polars(folder: Path, as_of: date) -> pl.DataFrame:
@@ -40,12 +51,26 @@ def run_polars(folder: Path, as_of: date) -> pl.DataFrame:
     sources = {path.stem: pl.scan_parquet(path) for path in folder.glob("*.parquet")}
     people = persons(sources["population"].collect(), as_of)
     links = families(sources["family_relations"].collect(), as_of)
-    return compute(people.select("person"), sources, links, as_of)
+    return compute(people.select("person"), sources, links, as_of).select(COLUMNS)
 
 
-def _where_sql(feature: Feature) -> str:
-    clauses = [f"{c} IN ({', '.join(repr(v) for v in allowed)})" for c, allowed in feature.where.items()]
-    return "".join(f" AND {c}" for c in clauses)
+def _sql_rows(f: Feature, day: str, windows_back: int = 0) -> str:
+    """The SQL condition for a feature's rows (within rows already known and happened by the day)."""
+    clauses = [f"{c} IN ({', '.join(repr(v) for v in allowed)})" for c, allowed in f.where.items()]
+    if f.window_days is not None:
+        end = f"{day} - INTERVAL {f.window_days * windows_back} DAY"
+        clauses.append(f"event_date > {end} - INTERVAL {f.window_days} DAY AND event_date <= {end}")
+    return " AND ".join(clauses) or "TRUE"
+
+
+def _sql_own(f: Feature, day: str) -> str:
+    rows = _sql_rows(f, day)
+    return {
+        "count": f"COUNT(*) FILTER (WHERE {rows})",
+        "mean": f"AVG({f.column}) FILTER (WHERE {rows})",
+        "days_since_last": f"DATE_DIFF('day', MAX(event_date) FILTER (WHERE {rows}), {day})",
+        "change_in_mean": f"AVG({f.column}) FILTER (WHERE {rows}) - AVG({f.column}) FILTER (WHERE {_sql_rows(f, day, 1)})",
+    }[f.agg]
 
 
 def run_duckdb(folder: Path, as_of: date) -> pl.DataFrame:
@@ -60,26 +85,104 @@ def run_duckdb(folder: Path, as_of: date) -> pl.DataFrame:
         f"WHERE known_date <= {day} AND birth_date <= {day} GROUP BY person_id"
     )
     con.execute(
-        f"CREATE TEMP TABLE links AS SELECT DISTINCT parent_id AS parent, child_id AS child "
+        f"CREATE TEMP TABLE links AS SELECT DISTINCT parent_id AS parent, child_id AS child, relation "
         f"FROM family_relations WHERE known_date <= {day}"
     )
+    columns = _own_columns()
+    # One aggregation per source, every feature a filtered aggregate of it; spells need window functions.
+    for source in dict.fromkeys(f.source for f in CATALOGUE):
+        features = [f for f in CATALOGUE if f.source == source]
+        reach = reach_days(features)
+        known = f"known_date <= {day} AND event_date <= {day}" + ("" if reach is None else f" AND event_date > {day} - INTERVAL {reach} DAY")
+        aggs = {columns[own_key(f)]: _sql_own(f, day) for f in features if f.agg != "longest_spell_weeks"}
+        select = ", ".join(f"{sql} AS {name}" for name, sql in aggs.items())
+        con.execute(f"CREATE TEMP TABLE own_{source} AS SELECT person_id AS person{', ' if select else ''}{select} "
+                    f"FROM {source} WHERE {known} GROUP BY person_id")
+        for f in features:
+            name = columns[own_key(f)]
+            if f.agg != "longest_spell_weeks" or name in aggs:
+                continue
+            aggs[name] = "spell"
+            con.execute(f"""
+                CREATE TEMP TABLE spell AS
+                WITH days AS (SELECT DISTINCT person_id AS person, event_date AS d FROM {source} WHERE {known} AND {_sql_rows(f, day)}),
+                breaks AS (SELECT person, d, CASE WHEN DATE_DIFF('day', LAG(d) OVER (PARTITION BY person ORDER BY d), d) > {SPELL_GAP_DAYS}
+                           THEN 1 ELSE 0 END AS brk FROM days),
+                runs AS (SELECT person, SUM(brk) OVER (PARTITION BY person ORDER BY d) AS run FROM breaks)
+                SELECT person, MAX(n) AS v FROM (SELECT person, run, COUNT(*) AS n FROM runs GROUP BY person, run) GROUP BY person""")
+            con.execute(f"ALTER TABLE own_{source} ADD COLUMN {name} BIGINT")
+            con.execute(f"UPDATE own_{source} o SET {name} = s.v FROM spell s WHERE s.person = o.person")
+            con.execute("DROP TABLE spell")
+
     selects, joins = [], []
-    for i, f in enumerate(CATALOGUE):
-        window = "" if f.window_days is None else f" AND event_date > {day} - INTERVAL {f.window_days} DAY"
-        value = {"count": "COUNT(*)", "mean": f"AVG({f.column})", "days_since_last": f"DATE_DIFF('day', MAX(event_date), {day})"}[f.agg]
-        own = (
-            f"SELECT person_id AS person, {value} AS v FROM {f.source} "
-            f"WHERE known_date <= {day} AND event_date <= {day}{window}{_where_sql(f)} GROUP BY person_id"
-        )
-        if f.of == "parents":
-            over = "SUM(CASE WHEN o.v > 0 THEN 1 ELSE 0 END)" if f.over_parents == "parents_with_any" else "MAX(o.v)"
-            own = f"SELECT l.child AS person, {over} AS v FROM links l JOIN ({own}) o ON o.person = l.parent GROUP BY l.child"
-        joins.append(f"LEFT JOIN ({own}) f{i} ON f{i}.person = p.person")
-        cast = "BIGINT" if f.agg != "mean" else "DOUBLE"
-        filled = f"COALESCE(f{i}.v, 0)" if f.agg == "count" else f"f{i}.v"
-        selects.append(f"CAST({filled} AS {cast}) AS {f.name}")
-    sql = f"SELECT p.person, {', '.join(selects)} FROM people p {' '.join(joins)}"
+    for i, source in enumerate(dict.fromkeys(f.source for f in CATALOGUE)):
+        joins.append(f"LEFT JOIN own_{source} s{i} ON s{i}.person = p.person")
+        for f in CATALOGUE:
+            if f.source == source and f.of == "self":
+                selects.append((f, f"s{i}.{columns[own_key(f)]}"))
+    parent_features = [f for f in CATALOGUE if f.of == "parents"]
+    parent_sources = list(dict.fromkeys(f.source for f in parent_features))
+    valued = " ".join(f"LEFT JOIN own_{s} o{k} ON o{k}.person = l.parent" for k, s in enumerate(parent_sources))
+    per_parent = ", ".join(f"o{parent_sources.index(f.source)}.{columns[own_key(f)]} AS v_{f.name}" for f in parent_features)
+    extremes = ", ".join(f"{'MAX' if f.over == 'max' else 'MIN'}(v_{f.name}) OVER (PARTITION BY child) AS x_{f.name}"
+                         for f in parent_features if f.over != "parents_with_any")
+    aggs = []
+    for f in parent_features:
+        v = f"v_{f.name}"
+        if f.over == "parents_with_any":
+            value, behind = f"COUNT(*) FILTER (WHERE {v} > 0)", f"{v} > 0"
+        else:
+            value = f"{'MAX' if f.over == 'max' else 'MIN'}({v})"
+            behind = f"{v} = x_{f.name}" + (f" AND {v} > 0" if f.agg in COUNT_LIKE else "")
+        aggs.append(f"{value} AS {f.name}, CASE WHEN COUNT(*) FILTER (WHERE {behind}) > 1 THEN 'both' "
+                    f"ELSE MIN(relation) FILTER (WHERE {behind}) END AS {f.name}_parent")
+    con.execute(f"""CREATE TEMP TABLE parents AS
+        SELECT child AS person, {', '.join(aggs)} FROM (
+            SELECT *, {extremes} FROM (SELECT l.child, l.relation, {per_parent} FROM links l {valued}))
+        GROUP BY child""")
+    sibling_features = [f for f in CATALOGUE if f.of == "siblings"]
+    sums = ", ".join(f"SUM(o.{columns[own_key(f)]}) AS {f.name}" for f in sibling_features)
+    con.execute(f"""CREATE TEMP TABLE siblings AS
+        WITH pairs AS (SELECT DISTINCT a.child, b.child AS sibling FROM links a JOIN links b ON a.parent = b.parent WHERE a.child <> b.child)
+        SELECT pairs.child AS person, {sums} FROM pairs JOIN own_notifications o ON o.person = pairs.sibling GROUP BY pairs.child""")
+    out = []
+    for f in CATALOGUE:
+        column = {"self": dict((g.name, c) for g, c in selects).get(f.name), "parents": f"pa.{f.name}", "siblings": f"si.{f.name}"}[f.of]
+        cast = "DOUBLE" if f.agg in ("mean", "change_in_mean") else "BIGINT"
+        out.append(f"CAST({f'COALESCE({column}, 0)' if f.agg in COUNT_LIKE else column} AS {cast}) AS {f.name}")
+        if f.names_parent:
+            out.append(f"pa.{f.name}_parent")
+    sql = (f"SELECT p.person, {', '.join(out)} FROM people p {' '.join(joins)} "
+           f"LEFT JOIN parents pa ON pa.person = p.person LEFT JOIN siblings si ON si.person = p.person")
     return con.sql(sql).pl()
+
+
+def _pandas_own(rows, f: Feature, day):
+    """One person-indexed Series: the feature's own value for everyone with rows in its window."""
+    import pandas as pd
+
+    def kept(windows_back: int = 0):
+        keep = pd.Series(True, index=rows.index)
+        if f.window_days is not None:
+            end = day - pd.Timedelta(days=f.window_days * windows_back)
+            keep &= (rows.event_date > end - pd.Timedelta(days=f.window_days)) & (rows.event_date <= end)
+        for column, allowed in f.where.items():
+            keep &= rows[column].isin(allowed)
+        return rows.loc[keep]
+
+    grouped = kept().groupby("person_id")
+    if f.agg == "count":
+        return grouped.size()
+    if f.agg == "mean":
+        return grouped[f.column].mean()
+    if f.agg == "days_since_last":
+        return (day - grouped["event_date"].max()).dt.days
+    if f.agg == "change_in_mean":
+        return (grouped[f.column].mean() - kept(1).groupby("person_id")[f.column].mean()).dropna()
+    days = kept()[["person_id", "event_date"]].drop_duplicates().sort_values(["person_id", "event_date"])
+    breaks = days.groupby("person_id")["event_date"].diff().dt.days > SPELL_GAP_DAYS
+    run = breaks.groupby(days.person_id).cumsum()
+    return days.groupby([days.person_id, run]).size().groupby(level=0).max()
 
 
 def run_pandas(folder: Path, as_of: date) -> pl.DataFrame:
@@ -94,31 +197,34 @@ def run_pandas(folder: Path, as_of: date) -> pl.DataFrame:
     pop = frames["population"]
     people = pd.DataFrame({"person": pop.loc[(pop.known_date <= day) & (pop.birth_date <= day), "person_id"].unique()})
     fam = frames["family_relations"]
-    links = fam.loc[fam.known_date <= day, ["parent_id", "child_id"]].drop_duplicates().rename(columns={"parent_id": "parent", "child_id": "child"})
+    links = (fam.loc[fam.known_date <= day, ["parent_id", "child_id", "relation"]].drop_duplicates(["parent_id", "child_id"])
+             .rename(columns={"parent_id": "parent", "child_id": "child"}))
+    pairs = links[["parent", "child"]].merge(links[["parent", "child"]].rename(columns={"child": "sibling"}), on="parent")
+    pairs = pairs.loc[pairs.child != pairs.sibling, ["child", "sibling"]].drop_duplicates()
+    known = {name: rows.loc[(rows.known_date <= day) & (rows.event_date <= day)] for name, rows in frames.items() if "event_date" in rows}
     table = people
     for f in CATALOGUE:
-        rows = frames[f.source]
-        keep = (rows.known_date <= day) & (rows.event_date <= day)
-        if f.window_days is not None:
-            keep &= rows.event_date > day - pd.Timedelta(days=f.window_days)
-        for column, allowed in f.where.items():
-            keep &= rows[column].isin(allowed)
-        grouped = rows.loc[keep].groupby("person_id")
-        if f.agg == "count":
-            values = grouped.size()
-        elif f.agg == "mean":
-            values = grouped[f.column].mean()
-        else:
-            values = (day - grouped["event_date"].max()).dt.days
-        values = values.rename(f.name).rename_axis("person").reset_index()
+        values = _pandas_own(known[f.source], f, day).rename("v").rename_axis("person").reset_index()
         if f.of == "parents":
             joined = links.merge(values.rename(columns={"person": "parent"}), on="parent")
-            agg = (joined[f.name] > 0).groupby(joined.child).sum() if f.over_parents == "parents_with_any" else joined.groupby("child")[f.name].max()
-            values = agg.rename(f.name).rename_axis("person").reset_index()
+            by_child = joined.groupby("child")["v"]
+            if f.over == "parents_with_any":
+                value, behind = (joined.v > 0).groupby(joined.child).sum(), joined.v > 0
+            else:
+                value = by_child.max() if f.over == "max" else by_child.min()
+                extreme = by_child.transform("max" if f.over == "max" else "min")
+                behind = (joined.v == extreme) & ((joined.v > 0) if f.agg in COUNT_LIKE else True)
+            who = joined.loc[behind].groupby("child")["relation"].agg(lambda r: r.iloc[0] if len(r) == 1 else "both")
+            values = pd.DataFrame({f.name: value, f"{f.name}_parent": who}).rename_axis("person").reset_index()
+        elif f.of == "siblings":
+            joined = pairs.merge(values.rename(columns={"person": "sibling"}), on="sibling")
+            values = joined.groupby("child")["v"].sum().rename(f.name).rename_axis("person").reset_index()
+        else:
+            values = values.rename(columns={"v": f.name})
         table = table.merge(values, on="person", how="left")
-        if f.agg == "count":
+        if f.agg in COUNT_LIKE:
             table[f.name] = table[f.name].fillna(0).astype("int64")
-    return pl.from_pandas(table)
+    return pl.from_pandas(table).select(COLUMNS)
 
 
 def _score(folder: Path, table: pl.DataFrame, as_of: date) -> float:
