@@ -46,12 +46,14 @@ def _own_columns() -> dict[tuple, str]:
 
 def run_polars(folder: Path, as_of: date) -> pl.DataFrame:
     from features.compute import compute
-    from link.persons import families, persons
+    from link.persons import families
 
     sources = {path.stem: pl.scan_parquet(path) for path in folder.glob("*.parquet")}
-    people = persons(sources["population"].collect(), as_of)
+    # The same person list as the references compute (ages and the rest of linking are not features).
+    people = (sources["population"].filter((pl.col("known_date") <= as_of) & (pl.col("birth_date") <= as_of))
+              .select(person=pl.col("person_id").unique()))
     links = families(sources["family_relations"].collect(), as_of)
-    return compute(people.select("person"), sources, links, as_of).select(COLUMNS)
+    return compute(people, sources, links, as_of).select(COLUMNS)
 
 
 def _sql_rows(f: Feature, day: str, windows_back: int = 0) -> str:

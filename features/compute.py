@@ -54,15 +54,35 @@ def change_in_mean(column: str, rows: pl.Expr, earlier_rows: pl.Expr) -> pl.Expr
     return mean(column, rows) - mean(column, earlier_rows)
 
 
-def longest_spell_weeks(rows: pl.Expr) -> pl.Expr:
-    """The most distinct event dates in a run whose consecutive dates are at most SPELL_GAP_DAYS apart."""
-    dates = pl.col("event_date").filter(rows).unique().sort()
-    spell = (dates.diff().dt.total_days() > SPELL_GAP_DAYS).fill_null(False).cum_sum()
-    return spell.unique_counts().max().cast(pl.Int64)
+def in_person_date_order(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows sorted by person, then event date, with that order as one integer `_key`.
+
+    Sorting integer codes is several times faster than sorting the string ids, and the person part
+    of the key makes any two persons' dates far apart, so runs never span persons.
+    """
+    code = pl.col("person_id").cast(pl.Categorical).to_physical().cast(pl.Int64)
+    day = pl.col("event_date").cast(pl.Int32).cast(pl.Int64) + 2**31
+    return events.with_columns(_key=code * 2**32 + day).sort("_key")
+
+
+def spell_so_far(rows: pl.Expr) -> pl.Expr:
+    """Per row of `rows`, the distinct days of its spell up to it (rows must be in person-date order).
+
+    A row continues the spell of the previous row of `rows` when their dates are at most
+    SPELL_GAP_DAYS apart; the same date again adds no day.
+    """
+    key = pl.when(rows).then(pl.col("_key"))
+    gap = key - key.shift(1).forward_fill()
+    starts = gap.is_null() | (gap > SPELL_GAP_DAYS)
+    days = (rows & (gap.is_null() | (gap > 0))).cum_sum()
+    return pl.when(rows).then(days - pl.when(rows & starts).then(days).forward_fill() + 1)
 
 
 def own_value(feature: Feature, as_of: date) -> pl.Expr:
-    """A person's own value of the feature, as an aggregation over that person's rows of its source."""
+    """A person's own value of the feature, as an aggregation over that person's rows of its source.
+
+    Spells are the exception: a running value per row, whose maximum (the longest spell) per_person takes.
+    """
     rows = in_window(as_of, feature.window_days) & matching(feature.where)
     if feature.agg == "count":
         return count(rows)
@@ -72,7 +92,7 @@ def own_value(feature: Feature, as_of: date) -> pl.Expr:
         return days_since_last(rows, as_of)
     if feature.agg == "change_in_mean":
         return change_in_mean(feature.column, rows, in_window(as_of, feature.window_days, windows_back=1) & matching(feature.where))
-    return longest_spell_weeks(rows)
+    return spell_so_far(rows)
 
 
 def reach_days(features: Iterable[Feature]) -> int | None:
@@ -96,27 +116,36 @@ def per_person(events: pl.LazyFrame, features: list[Feature], columns: dict[tupl
     rows = known_by(events, as_of)
     if reach is not None:
         rows = rows.filter(pl.col("event_date") > as_of - timedelta(days=reach))
-    aggs = {columns[own_key(f)]: own_value(f, as_of) for f in features}
+    spells = {columns[own_key(f)]: own_value(f, as_of) for f in features if f.agg == "longest_spell_weeks"}
+    if spells:
+        # A spell is a running value along each person's dates, computed before grouping.
+        rows = in_person_date_order(rows).with_columns(**spells)
+    aggs = {columns[own_key(f)]: own_value(f, as_of) for f in features if f.agg != "longest_spell_weeks"}
+    aggs |= {name: pl.col(name).max().cast(pl.Int64) for name in spells}
     return rows.group_by("person_id").agg(**aggs).rename({"person_id": "person"})
 
 
 def over_parents(own: list[pl.LazyFrame], families: pl.LazyFrame, features: list[Feature], columns: dict[tuple, str]) -> pl.LazyFrame:
     """The parents' own values carried to each child, and which parent (mother, father, both) they are about."""
+    joined = families.select("parent", "child", "relation")
+    for values in own:
+        joined = joined.join(values, left_on="parent", right_on="person", how="left")
+    # The highest or lowest parent's value beside every parent first: only elementwise steps and
+    # plain sums and maxima remain for the group-by, which polars runs without per-child lists.
+    joined = joined.with_columns(**{
+        f"_{f.name}": getattr(pl.col(columns[own_key(f)]), f.over)().over("child") for f in features if f.over in ("max", "min")
+    })
     aggs = {}
     for f in features:
         value = pl.col(columns[own_key(f)])
         if f.over == "parents_with_any":
-            combined, behind = (value > 0).sum().cast(pl.Int64), value > 0
-        elif f.over == "max":
-            combined, behind = value.max(), (value == value.max()) & ((value > 0) if f.agg in COUNT_LIKE else True)
+            aggs[f.name], behind = (value > 0).sum().cast(pl.Int64), value > 0
         else:
-            combined, behind = value.min(), value == value.min()
-        who = pl.col("relation").filter(behind)
-        aggs[f.name] = combined
-        aggs[f"{f.name}_parent"] = pl.when(who.len() > 1).then(pl.lit("both")).otherwise(who.first())
-    joined = families.select("parent", "child", "relation")
-    for values in own:
-        joined = joined.join(values, left_on="parent", right_on="person", how="left")
+            aggs[f.name] = getattr(value, f.over)()
+            behind = (value == pl.col(f"_{f.name}")) & ((value > 0) if f.agg in COUNT_LIKE else True)
+        behind = behind.fill_null(False)
+        one = pl.when(behind).then(pl.col("relation")).max()
+        aggs[f"{f.name}_parent"] = pl.when(behind.sum() > 1).then(pl.lit("both")).otherwise(one)
     return joined.group_by("child").agg(**aggs).rename({"child": "person"})
 
 
@@ -140,13 +169,13 @@ def over_siblings(own: list[pl.LazyFrame], families: pl.LazyFrame, features: lis
 
 
 def compute(
-    persons: pl.DataFrame,
+    persons: pl.DataFrame | pl.LazyFrame,
     sources: dict[str, pl.DataFrame],
     families: pl.DataFrame,
     as_of: date,
     catalogue: tuple[Feature, ...] = CATALOGUE,
 ) -> pl.DataFrame:
-    """Every feature for every person on as_of; counts with no rows are 0, other aggregates null.
+    """Every feature for every person (column `person`) on as_of; counts with no rows are 0, other aggregates null.
 
     Parents' features also get a column `<name>_parent` saying which parent the value is about.
     Sources may be DataFrames or LazyFrames (e.g. scanned Parquet): polars reads only the columns
@@ -159,23 +188,33 @@ def compute(
     for f in catalogue:
         columns.setdefault(own_key(f), f"own_{len(columns)}")
     links = families.lazy()
-    table = persons.lazy()
+    found: list[pl.LazyFrame] = []  # per source or relation: persons with a value, and their values
     relatives: dict[str, tuple[list[pl.LazyFrame], list[Feature]]] = {"parents": ([], []), "siblings": ([], [])}
     for source in dict.fromkeys(f.source for f in catalogue):
         features = [f for f in catalogue if f.source == source]
         own = per_person(sources[source].lazy(), features, columns, as_of)
-        for of in ("self", *relatives):
-            wanted = [f for f in features if f.of == of]
-            if not wanted:
-                continue
-            if of == "self":
-                table = table.join(own.select("person", *(pl.col(columns[own_key(f)]).alias(f.name) for f in wanted)), on="person", how="left")
-            else:
-                relatives[of][0].append(own.select("person", *dict.fromkeys(columns[own_key(f)] for f in wanted)))
-                relatives[of][1].extend(wanted)
+        mine = [f for f in features if f.of == "self"]
+        if mine:
+            found.append(own.select("person", *(pl.col(columns[own_key(f)]).alias(f.name) for f in mine)))
+        for of, (frames, wanted) in relatives.items():
+            theirs = [f for f in features if f.of == of]
+            if theirs:
+                frames.append(own.select("person", *dict.fromkeys(columns[own_key(f)] for f in theirs)))
+                wanted.extend(theirs)
     for of, combine in (("parents", over_parents), ("siblings", over_siblings)):
-        own, features = relatives[of]
+        frames, features = relatives[of]
         if features:
-            table = table.join(combine(own, links, features, columns), on="person", how="left")
+            found.append(combine(frames, links, features, columns))
+    # The few persons with any value are put side by side first, so the whole population is
+    # joined once rather than once per source.
+    values = found[0]
+    for more in found[1:]:
+        values = values.join(more, on="person", how="full", coalesce=True)
     counts = [pl.col(f.name).fill_null(0).cast(pl.Int64) for f in catalogue if f.agg in COUNT_LIKE]
-    return table.with_columns(counts).collect()
+    table = persons.lazy()
+    return table.join(values, on="person", how="left").with_columns(counts).select(*table.collect_schema().names(), *_order(catalogue)).collect()
+
+
+def _order(catalogue: tuple[Feature, ...]) -> list[str]:
+    """Each feature in catalogue order, a parent's feature followed by which parent it is about."""
+    return [c for f in catalogue for c in (f.name, f"{f.name}_parent")[: 1 + f.names_parent]]

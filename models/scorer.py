@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -27,12 +27,32 @@ def logistic(*, C: float = 1.0) -> Pipeline:
     ])
 
 
-def gradient_boosting(*, learning_rate: float = 0.05, max_iter: int = 150, max_leaf_nodes: int = 15) -> HistGradientBoostingClassifier:
+class FillEmptyColumns(TransformerMixin, BaseEstimator):
+    """Columns without a single value in training become 0: they carry no signal, and gradient
+    boosting cannot bin them (a small municipality may have no parent in drug treatment at all)."""
+
+    def fit(self, X, y=None):
+        X = np.asarray(X, dtype=float)
+        self.empty_ = np.isnan(X).all(axis=0)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        X = np.array(X, dtype=float)
+        X[:, self.empty_] = 0.0
+        return X
+
+
+def gradient_boosting(*, learning_rate: float = 0.05, max_iter: int = 150, max_leaf_nodes: int = 15) -> Pipeline:
     """Gradient-boosted trees; missing values are handled by the trees themselves."""
-    return HistGradientBoostingClassifier(
-        learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
-        min_samples_leaf=40, l2_regularization=1.0, early_stopping=False, random_state=0,
-    )
+    return Pipeline([
+        ("fill_empty", FillEmptyColumns()),
+        ("model", HistGradientBoostingClassifier(
+            learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
+            min_samples_leaf=40, l2_regularization=1.0, early_stopping=False, random_state=0,
+        )),
+    ])
 
 
 class RiskScorer(ClassifierMixin, BaseEstimator):

@@ -171,3 +171,14 @@ def test_signals_list_the_top_contributors_with_texts_and_skip_zero_counts():
     assert named[0]["text_da"] == "far er startet i alkohol- eller stofbehandling det seneste år"
     with pytest.raises(ValueError, match="context has 1 rows but X has 2"):
         signals(model, person, MODEL_FEATURES, context=context.head(1))
+
+
+def test_gradient_boosting_fits_when_a_column_has_no_value_at_all():
+    # A small municipality may have no parent in drug treatment on any training date.
+    X, y = _children(500)
+    X[:, 2] = np.nan
+    model = RiskScorer(estimator=gradient_boosting()).fit(X, y)
+    assert np.isfinite(model.predict_proba(X)).all()
+    X_new = X.copy()
+    X_new[:, 2] = 1.0  # a value seen after training changes nothing the model could not have learnt
+    assert np.allclose(model.predict_proba(X_new), model.predict_proba(X))
