@@ -142,7 +142,7 @@ def backtest(
         )
         flagged = {}
         for side, ruleset in zip(SIDES, (current, proposed)):
-            hits = evaluate(ruleset, persons, as_of=as_of)
+            hits = evaluate(ruleset, persons, as_of=as_of, families=families)
             drafts = route(hits, persons, ruleset, table, as_of=as_of, families=families)
             flagged[side] = _flagged(drafts)
             loads.append(_load(drafts, table).with_columns(as_of=pl.lit(as_of), side=pl.lit(side)))
