@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import polars as pl
 
 
@@ -92,18 +93,18 @@ def connected(pairs: pl.DataFrame) -> pl.DataFrame:
     """Every person named in the pairs (columns a, b) with the smallest id linked to them by a chain of pairs: person, family."""
     if pairs.is_empty():
         return _LABELS.clear()
-    links = pl.concat([pairs.select("a", "b"), pairs.select(a="b", b="a")]).unique()
-    # Every person takes the smallest id in reach; a family is a few generations deep, so this
-    # settles in a handful of rounds, each a join over the links only.
-    labels = links.select(person="a").unique().with_columns(family=pl.col("person"))
-    while True:
-        nearest = links.join(labels, left_on="b", right_on="person").group_by("a").agg(reached=pl.col("family").min())
-        updated = labels.join(nearest, left_on="person", right_on="a", how="left").select(
-            "person", family=pl.min_horizontal("family", "reached")
-        )
-        if updated.join(labels, on=["person", "family"], how="anti").is_empty():
-            return updated
-        labels = updated
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ids = pl.concat([pairs["a"], pairs["b"]]).unique().sort()
+    index = pl.DataFrame({"person": ids}).with_row_index("i")
+    coded = pairs.join(index, left_on="a", right_on="person").join(index, left_on="b", right_on="person", suffix="_b")
+    edges = coo_matrix((np.ones(coded.height, dtype=np.int8), (coded["i"].to_numpy(), coded["i_b"].to_numpy())), shape=(ids.len(),) * 2)
+    # One linear pass over the links, where joining them round by round took a round per generation.
+    _, component = connected_components(edges, directed=False)
+    labelled = index.with_columns(component=pl.Series(component))
+    # ids are sorted, so the first person of a component has the smallest id.
+    return labelled.with_columns(family=pl.col("person").first().over("component")).select("person", "family")
 
 
 def family_members(persons: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
