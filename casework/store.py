@@ -477,7 +477,8 @@ class Store:
         return [_flag(row, decided.get(row.id, ())) for row in rows]
 
     def decision_history(self, as_of: date, *, days: int = 365) -> Any:
-        """Decisions of the `days` before as_of, one row per person the flag was about (routing's HISTORY_SCHEMA)."""
+        """Decisions of the `days` before as_of and flags of those days still open and undecided (decision null),
+        one row per person the flag was about (routing's HISTORY_SCHEMA)."""
         import polars as pl
 
         from routing.suppression import HISTORY_SCHEMA
@@ -485,18 +486,25 @@ class Store:
         # A day's margin on each side: routing compares the caseworker's local dates exactly.
         since = datetime.combine(as_of, datetime.min.time(), timezone.utc) - timedelta(days=days + 1)
         until = datetime.combine(as_of, datetime.min.time(), timezone.utc) + timedelta(days=2)
-        query = (
-            sa.select(decisions.c.decision, decisions.c.at, decisions.c.defer_until, flags.c.person,
-                      flags.c.priority, flags.c.reasons)
+        columns = (flags.c.id, flags.c.as_of, flags.c.person, flags.c.priority, flags.c.reasons)
+        decided = (
+            sa.select(decisions.c.decision, decisions.c.at, decisions.c.defer_until, *columns)
             .join(flags, decisions.c.flag_id == flags.c.id)
             .where(decisions.c.at >= since, decisions.c.at < until)
         )
-        rows = []
+        undecided = sa.select(*columns).where(
+            flags.c.status == "open", flags.c.as_of < as_of, flags.c.as_of >= as_of - timedelta(days=days)
+        )
         with self.engine.connect() as conn:
-            for row in conn.execute(query):
-                # A decision on a family flag is a decision on every member of the family.
-                members = dict.fromkeys([row.person, *(r.get("person") for r in row.reasons if r.get("person"))])
-                rows += [(person, row.decision, _utc(row.at), row.priority, row.defer_until) for person in members]
+            found = [((r.decision, _utc(r.at), r.defer_until), r) for r in conn.execute(decided)]
+            found += [((None, None, None), r) for r in conn.execute(undecided)]
+        rows = []
+        for (decision, at, defer_until), row in found:
+            # A decision on a family flag is a decision on every member of the family; an open one is open for each.
+            members = dict.fromkeys(
+                [row.person, *(m for r in row.reasons for m in ([r["person"]] if r.get("person") else r.get("members", ())))]
+            )
+            rows += [(person, decision, at, row.priority, defer_until, row.id, row.as_of) for person in members]
         return pl.DataFrame(rows, schema=HISTORY_SCHEMA, orient="row")
 
     def get_flag(self, flag_id: int, *, viewer: str, purpose: str) -> Flag:

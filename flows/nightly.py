@@ -185,9 +185,9 @@ def explain_flagged(scored: pl.DataFrame, hits: pl.DataFrame, model: RiskScorer)
 
 
 @stage
-def apply_rules(scored: pl.DataFrame, ruleset: RuleSet, as_of: date) -> pl.DataFrame:
-    """Evaluate every rule over every person at once; one row per rule that fired."""
-    return evaluate(ruleset, scored, as_of=as_of)
+def apply_rules(scored: pl.DataFrame, ruleset: RuleSet, as_of: date, families: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Evaluate every rule over every person, and family rules over every family, at once; one row per hit."""
+    return evaluate(ruleset, scored, as_of=as_of, families=families)
 
 
 @stage
@@ -278,7 +278,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
         scored = score(table, sources["support_measures"], model, model_version, params.as_of)
         doing = "rules+routing"
         record_version(store.engine, ruleset, run_id=run_id)  # once per version: the audit log says when rules changed
-        hits = apply_rules(scored, ruleset, params.as_of)
+        hits = apply_rules(scored, ruleset, params.as_of, families)
         scored = explain_flagged(scored, hits, model)
         history = store.decision_history(params.as_of)
         capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}

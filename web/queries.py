@@ -266,7 +266,8 @@ def _row_columns() -> list[sa.Column]:
 def _flag_row(row: sa.Row) -> FlagRow:
     reasons = row.reasons if isinstance(row.reasons, list) else json.loads(row.reasons)
     main = min(reasons, key=lambda reason: reason.get("priority", 9)) if reasons else {}
-    members = tuple(dict.fromkeys([row.person, *(r["person"] for r in reasons if r.get("person"))]))
+    # A family rule's reason names its members instead of one person.
+    members = tuple(dict.fromkeys([row.person, *(m for r in reasons for m in ([r["person"]] if r.get("person") else r.get("members", ())))]))
     return FlagRow(
         row.id, row.as_of, row.person, row.target, row.priority, row.rank, bool(row.queued), row.status, row.score,
         main, len(reasons), members,
