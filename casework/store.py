@@ -555,6 +555,74 @@ class Store:
         return Decision(decision_id, flag_id, decision, reason, by, at, defer_until)
 
 
+# The web app signs users out by deleting their sessions; every other table it only reads, adds
+# to and updates.
+APP_ROLE_DELETES = ("sessions",)
+
+
+def grant_app_role(engine: Engine, role: str) -> list[str]:
+    """Give a PostgreSQL login role what the web app needs, and only reading and appending on the audit log.
+
+    Returns the statements run. Refuses a role that owns the tables or is a superuser: no grant
+    can hold such a role back.
+    """
+    from casework import accounts
+
+    if engine.dialect.name != "postgresql":
+        raise ValueError(
+            f"database roles exist only on PostgreSQL, this store is {engine.dialect.name}; "
+            "there the audit log's triggers refuse changes to it"
+        )
+    with engine.begin() as conn:
+        found = conn.execute(
+            sa.text("SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = :role"), {"role": role}
+        ).first()
+        if found is None:
+            raise LookupError(f"there is no role {role!r}: create it first (CREATE ROLE {role} LOGIN PASSWORD '...'), then grant again")
+        if found.rolsuper:
+            raise ValueError(f"role {role!r} is a superuser, so grants cannot hold it back: give the web app a role of its own")
+        if not found.rolcanlogin:
+            raise ValueError(f"role {role!r} cannot log in: ALTER ROLE {role} LOGIN, then grant again")
+        owns = conn.execute(
+            sa.text(
+                "SELECT pg_has_role(:role, tableowner, 'MEMBER') FROM pg_tables "
+                "WHERE schemaname = current_schema() AND tablename = 'audit_events'"
+            ),
+            {"role": role},
+        ).scalar()
+        if owns is None:
+            raise LookupError("the store has no audit_events table yet: start the app or a run once (it migrates), then grant")
+        if owns:
+            raise ValueError(
+                f"role {role!r} owns the tables (or is a member of their owner), so it could lift any limit: "
+                "keep the owner for migrations and the pipeline, and give the web app a role of its own"
+            )
+        quote = conn.dialect.identifier_preparer.quote
+        who, schema = quote(role), quote(conn.execute(sa.text("SELECT current_schema()")).scalar_one())
+        tables = [*metadata.tables, *accounts.metadata.tables]
+        statements = [f"GRANT USAGE ON SCHEMA {schema} TO {who}"]
+        for table, rights in (
+            *((name, "SELECT, INSERT, UPDATE" + (", DELETE" if name in APP_ROLE_DELETES else "")) for name in tables),
+            ("alembic_version", "SELECT"),  # the app checks at start that the schema is current
+            (audit_log.audit_events.name, "SELECT, INSERT"),
+        ):
+            # Anything granted before (an UPDATE on the audit log, say) goes first.
+            statements += [f"REVOKE ALL ON {schema}.{quote(table)} FROM {who}", f"GRANT {rights} ON {schema}.{quote(table)} TO {who}"]
+        for table, column in conn.execute(
+            sa.text(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = ANY(:tables)"
+            ),
+            {"tables": [*tables, audit_log.audit_events.name]},
+        ):
+            sequence = conn.execute(sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": f"{schema}.{quote(table)}", "c": column}).scalar()
+            if sequence:
+                statements.append(f"GRANT USAGE ON SEQUENCE {sequence} TO {who}")
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    return statements
+
+
 def _check_decision(decision: str, reason: str | None, by: str, defer_until: date | None) -> None:
     if decision not in DECISIONS:
         raise ValueError(f"unknown decision {decision!r}; use one of: {', '.join(DECISIONS)}")
