@@ -16,6 +16,8 @@ from casework.store import Store, grant_app_role
 from routing.flags import FlagDraft, Reason
 
 AS_OF = date(2026, 11, 1)
+# Roles exist only on PostgreSQL: these tests take only that side of the store fixture.
+on_postgresql = pytest.mark.parametrize("database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 
 
 def _draft() -> FlagDraft:
@@ -27,8 +29,6 @@ def _draft() -> FlagDraft:
 
 @pytest.fixture
 def app_role(database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("roles exist only on PostgreSQL")
     owner = Store.from_url(database_url)
     owner.create_schema()
     # Roles belong to the whole server: a name of this test's own, dropped after it.
@@ -43,6 +43,7 @@ def app_role(database_url):
         conn.exec_driver_sql(f"DROP ROLE {role}")
 
 
+@on_postgresql
 def test_the_app_role_runs_the_app_but_cannot_change_the_audit_log(app_role, monkeypatch):
     owner, role, url = app_role
     owner.start_run("run-1", AS_OF, "nightly")
@@ -72,6 +73,7 @@ def test_the_app_role_runs_the_app_but_cannot_change_the_audit_log(app_role, mon
     assert verify(owner.engine).ok
 
 
+@on_postgresql
 def test_a_role_that_could_lift_the_limits_is_refused(app_role):
     owner, role, _ = app_role
     with pytest.raises(LookupError, match="no role 'nobody_here'.*CREATE ROLE"):
@@ -81,7 +83,8 @@ def test_a_role_that_could_lift_the_limits_is_refused(app_role):
         grant_app_role(owner.engine, superuser)
 
 
-def test_sqlite_has_no_roles_and_says_so(tmp_path):
-    store = Store.from_url(f"sqlite:///{tmp_path / 'tidlig.db'}")
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_has_no_roles_and_says_so(database_url):
+    store = Store.from_url(database_url)
     with pytest.raises(ValueError, match="only on PostgreSQL"):
         grant_app_role(store.engine, "tidlig_web")
