@@ -1,4 +1,4 @@
-"""The register rows behind a flag on its page and in the citizen's report; deferred flags come back by date."""
+"""Registers named in the page's language, the rows behind a flag on its page and in the citizen's report, deferred flags back by date."""
 
 from __future__ import annotations
 
@@ -70,3 +70,11 @@ def test_a_deferred_flag_is_back_on_the_list_as_open_when_its_date_comes(app, we
     assert "nu aktuel igen" in client.get(f"/flags/{flag_id}").text
     load = queries.team_load(store.engine, "familie-nord")
     assert (load.open_total, load.deferred) == (3, 0)  # the queued flag is open too
+
+
+def test_the_data_quality_page_names_registers_in_the_pages_language(app, web):
+    app.state.store.record_source_check("run-1", "notifications", rows_in=10, rows_valid=10, rows_quarantined=0)
+    client = web.logged_in(app, "anna")
+    assert "Underretninger om børn" in client.get("/quality").text
+    client.get("/language/en?next=/quality")
+    assert "Child-welfare notifications (underretninger)" in client.get("/quality").text
