@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from casework.accounts import Accounts
 from casework.store import Run, Store
+from features.evidence import evidence
 from features.table import feature_table
 from models import registry
 from models.labels import cohort, open_case_teams
@@ -185,6 +186,23 @@ def explain_flagged(scored: pl.DataFrame, hits: pl.DataFrame, model: RiskScorer)
 
 
 @stage
+def evidence_for_flags(sources: dict[str, pl.DataFrame], families: pl.DataFrame, drafts: list[FlagDraft], as_of: date) -> dict[str, list[dict]]:
+    """The source rows behind each flag's reasons and signals, by the flag's person (flagged persons only)."""
+    wanted: dict[str, list[str]] = {}  # person -> the features named for them
+    about: dict[str, set[str]] = {}  # flag's person -> everyone its reasons and signals are about
+    for draft in drafts:
+        named = [(r.person or draft.person, name) for r in draft.reasons for name in r.values]
+        named += [(s.get("person") or draft.person, s.get("feature", "")) for s in draft.signals]
+        for person, name in named:
+            wanted.setdefault(person, []).append(name)
+        about[draft.person] = {person for person, _ in named}
+    by_person: dict[str, list[dict]] = {}
+    for row in evidence(sources, families, wanted, as_of).to_dicts():
+        by_person.setdefault(row["person"], []).append(row)
+    return {flagged: [row for p in sorted(persons) for row in by_person.get(p, ())] for flagged, persons in about.items()}
+
+
+@stage
 def apply_rules(scored: pl.DataFrame, ruleset: RuleSet, as_of: date, families: pl.DataFrame | None = None) -> pl.DataFrame:
     """Evaluate every rule over every person, and family rules over every family, at once; one row per hit."""
     return evaluate(ruleset, scored, as_of=as_of, families=families)
@@ -203,13 +221,13 @@ def route_flags(
 
 
 @io_stage
-def store_flags(store: Store, run_id: str, drafts: list[FlagDraft]) -> list[int]:
-    """Save new flags in one transaction; a rerun of the same as-of date adds none twice."""
+def store_flags(store: Store, run_id: str, drafts: list[FlagDraft], behind: dict[str, list[dict]] | None = None) -> list[int]:
+    """Save new flags with their evidence in one transaction; a rerun of the same as-of date adds none twice."""
     if os.environ.get(CRASH_AT) == "store_flags:commit":
         import sqlalchemy as sa
 
         sa.event.listen(store.engine, "commit", lambda conn: os.kill(os.getpid(), signal.SIGKILL))
-    return store.save_flags(run_id, drafts)
+    return store.save_flags(run_id, drafts, behind)
 
 
 def ingest(store: Store, run_id: str, folder: Path, context: Any, max_invalid_share: float, home: Path) -> tuple[dict[str, pl.DataFrame], int]:
@@ -283,8 +301,10 @@ def nightly(params: NightlyParams) -> NightlySummary:
         history = store.decision_history(params.as_of)
         capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}
         drafts = route_flags(hits, scored, ruleset, config.routing.table, params.as_of, families, history, capacities)
+        doing = "evidence"
+        behind = evidence_for_flags(sources, families, drafts, params.as_of)
         doing = "store"
-        created = store_flags(store, run_id, drafts)
+        created = store_flags(store, run_id, drafts, behind)
     except Exception as exc:
         _record_failure(store, run_id, doing, exc)
         raise

@@ -417,6 +417,28 @@ def users_add(
     typer.echo(f"Created {user.role} {user.username}" + (f" in team {user.team}." if user.team else "."))
 
 
+db_app = typer.Typer(help="The casework database (TIDLIG_DATABASE_URL).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("grant-app-role")
+def db_grant_app_role(
+    role: Annotated[str, typer.Argument(help="An existing PostgreSQL login role for the web app, e.g. tidlig_web.")],
+) -> None:
+    """Let a PostgreSQL login role run the web app: read and write the casework tables, but only read and append to the audit log.
+
+    Run it as the tables' owner (TIDLIG_DATABASE_URL), then start the web app with a URL for ROLE. The database itself refuses ROLE any update, delete or truncate of audit rows.
+    """
+    from casework.store import grant_app_role
+
+    try:
+        statements = grant_app_role(_store().engine, role)
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo("\n".join(statements))
+    typer.echo(f"Role {role} can now run the web app; it can read and append to the audit log, never change it.")
+
+
 # The model registry and fairness commands live in their own module (only typer is imported there).
 from tidlig.model_commands import fairness_app, models_app  # noqa: E402
 
