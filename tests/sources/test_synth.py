@@ -153,3 +153,14 @@ def test_base_rates_come_near_the_danish_figures():
     measured = measure(town.extracts, town.ground_truth, spec.end)
     off = [name for name, target in TARGETS.items() if not target.accepts(measured[name])]
     assert not off, report(measured)
+
+
+def test_the_synth_command_writes_extracts_and_truth(tmp_path, tidlig_home):
+    from typer.testing import CliRunner
+
+    from tidlig.cli import app
+
+    done = CliRunner().invoke(app, ["synth", "--out", str(tmp_path), "--persons", "400", "--format", "csv-dk"])
+    assert done.exit_code == 0, done.output
+    assert {p.name for p in (tmp_path / "extracts").iterdir()} == {f"{name}.csv" for name in load_registry()}
+    assert pl.read_parquet(tmp_path / "ground_truth.parquet").height > 350
