@@ -102,19 +102,21 @@ def synth(
     format: Annotated[str, typer.Option("--format", help="parquet, or csv-dk (';', decimal comma, DD-MM-YYYY, Latin-1 or UTF-8 with BOM).")] = "parquet",
     config: ConfigOption = None,
 ) -> None:
-    """Generate a synthetic municipality: register extracts plus a hidden ground-truth file."""
-    from sources.synth import FORMATS, SynthSpec, generate
+    """Generate a synthetic municipality: register extracts plus a hidden ground-truth file.
+
+    Large municipalities are made in blocks of households, each written before the next is made,
+    so memory stays bounded (all of Denmark, 6,000,000 residents, fits in a few GB).
+    """
+    from sources.synth import FORMATS, SynthSpec, blocks, write_municipality
 
     cfg = _config(config)
     if format not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     from tidlig.progress import progress
 
-    with progress(f"Generating {persons:,} residents", total=2) as step:
-        town = generate(SynthSpec(persons=persons, seed=seed, start=cfg.synth.start, end=cfg.synth.end, mess=mess))
-        step(f"Writing {len(town.extracts)} extracts ({format})")
-        folder = town.write(out, format)
-        step()
+    spec = SynthSpec(persons=persons, seed=seed, start=cfg.synth.start, end=cfg.synth.end, mess=mess)
+    with progress(f"Generating {persons:,} residents ({format})", total=len(blocks(persons))) as step:
+        folder = write_municipality(spec, out, format, on_block=lambda done, total: step())
     typer.echo(f"Wrote extracts to {folder} and the ground truth (for evaluation only) to {out / 'ground_truth.parquet'}")
 
 
