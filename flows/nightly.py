@@ -93,8 +93,8 @@ class NightlySummary:
 
 
 @io_stage
-def read_source(folder: Path, source: Source) -> Extract:
-    """Read one register's extract from the extracts folder."""
+def read_source(folder: Path | str, source: Source) -> Extract:
+    """Read one register's extract from the extracts folder or database (sources.database)."""
     return read_extract(folder, source)
 
 
@@ -230,7 +230,7 @@ def store_flags(store: Store, run_id: str, drafts: list[FlagDraft], behind: dict
     return store.save_flags(run_id, drafts, behind)
 
 
-def ingest(store: Store, run_id: str, folder: Path, context: Any, max_invalid_share: float, home: Path) -> tuple[dict[str, pl.DataFrame], int]:
+def ingest(store: Store, run_id: str, folder: Path | str, context: Any, max_invalid_share: float, home: Path) -> tuple[dict[str, pl.DataFrame], int]:
     """Read, validate, account for and pseudonymise every registered source; returns the sources and rows quarantined."""
     key = load_key(home)
     sources: dict[str, pl.DataFrame] = {}
@@ -267,7 +267,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
         params = params.model_copy(update={"as_of": today_in_copenhagen()})
     config = settings.load_config(params.config)
     home = settings.home()
-    folder = params.extracts or settings.extracts_dir(config)
+    folder = params.extracts or settings.extracts_location(config)
     store = Store.from_url(settings.database_url())
     store.create_schema()
     run_id = str(flow_run.id or f"local-{params.as_of}")
@@ -330,7 +330,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
     return summary
 
 
-def run_key(store: Store, run_id: str, folder: Path, ruleset: RuleSet, model_name: str) -> dict[str, str | None]:
+def run_key(store: Store, run_id: str, folder: Path | str, ruleset: RuleSet, model_name: str) -> dict[str, str | None]:
     """The run's key besides its as-of date (data snapshot, champion, rules version), recorded on the run."""
     champion = registry.alias_version(model_name, registry.CHAMPION)
     key = {
@@ -383,7 +383,7 @@ def what_to_do(exc: BaseException) -> str:
     if isinstance(exc, ExtractError):
         return f"correct or re-deliver the extract named above (`tidlig sources check FOLDER` lists every quarantined row), {again}"
     if isinstance(exc, (OperationalError, OSError)):
-        return f"a database or file could not be reached even after retries: check TIDLIG_DATABASE_URL, the disk and the extracts folder, {again}"
+        return f"a database or file could not be reached even after retries: check TIDLIG_DATABASE_URL, the disk and the extracts folder or sources.database, {again}"
     if isinstance(exc, (RuleError, RoutingError, ConfigError)):
         return f"fix the rule files, routing table or config named above (`tidlig rules test` checks rules), {again}"
     return f"read the traceback in this flow run's log and fix the cause, {again}"

@@ -392,6 +392,34 @@ def serve(
     uvicorn.run("web.app:app_from_environment", factory=True, host=host, port=port, workers=workers, proxy_headers=True, access_log=False)
 
 
+@app.command()
+def stack(
+    database_url: Annotated[Optional[str], typer.Option(help="The Tidlig store, a postgresql+psycopg:// URL (default: TIDLIG_DATABASE_URL).")] = None,
+    host: Annotated[str, typer.Option(help="Address every service listens on.")] = "127.0.0.1",
+    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server (UI and API).")] = 4200,
+    mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow tracking server.")] = 5000,
+    web_port: Annotated[int, typer.Option(help="Port of the web app.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Prefect workers on the process pool (each runs flows as they come).")] = 1,
+    insecure_cookies: Annotated[bool, typer.Option("--insecure-cookies", help="Let the web app's session cookies travel over plain HTTP: only without a TLS proxy in front, to try it locally.")] = False,
+    startup_timeout: Annotated[float, typer.Option(min=10, help="Seconds every service gets to answer before the stack gives up.")] = 180.0,
+    config: ConfigOption = None,
+) -> None:
+    """Run the production setup on this machine: Prefect server, deployments, workers, MLflow server and web app on one PostgreSQL store; Ctrl+C stops all."""
+    from tidlig import settings
+    from tidlig.settings import ConfigError
+    from tidlig.stack import StackError, StackOptions, run
+
+    options = StackOptions(
+        database_url=database_url or settings.database_url(), home=settings.home(), host=host, prefect_port=prefect_port,
+        mlflow_port=mlflow_port, web_port=web_port, workers=workers, config=config, insecure_cookies=insecure_cookies,
+        startup_timeout=startup_timeout,
+    )
+    try:
+        run(options)
+    except (StackError, ConfigError) as exc:
+        _fail(str(exc))
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="Login name, e.g. mette.h (letters, digits, . _ -).")],
