@@ -30,8 +30,10 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# Two workers: most slow tests wait on subprocesses, servers and the browser, so two at a time
+# fit CI's two cores. A test file stays on one worker, so its module fixtures are made once.
 test: install browser
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf .tidlig .venv .tools .pytest_cache

@@ -189,13 +189,17 @@ def append_many(conn: Connection, events: Sequence[Event], *, actor: str) -> lis
     return [row["seq"] for row in rows]
 
 
+# Any role may take an advisory lock; LOCK TABLE ... EXCLUSIVE needs UPDATE or DELETE on the
+# table, which the app's role must not have (`tidlig db grant-app-role`).
+_APPEND_LOCK = 7414
+
+
 def _lock_for_append(conn: Connection) -> None:
     # Two writers reading the same last hash would fork the chain. PostgreSQL: this lock blocks
     # other appenders (not readers) until commit; under READ COMMITTED the next statement then sees
     # their rows. SQLite: make_engine's BEGIN IMMEDIATE already holds the database's write lock.
     if conn.dialect.name == "postgresql":
-        table = conn.dialect.identifier_preparer.format_table(audit_events)
-        conn.exec_driver_sql(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK})")
 
 
 def verify(engine: Engine) -> Verification:

@@ -6,12 +6,16 @@ reports wall time and peak resident memory per stage; `--prefect` adds one run o
 through Prefect at the smallest size, for the orchestration overhead. The champion is a scorer
 trained once on a small municipality: the nightly run scores, it does not train.
 
-Sizes above --tile persons are written as copies of one --tile municipality with disjoint ids
-(CPR serials, household, case and report ids shifted per copy): generating 6,000,000 persons at
-once would take more memory than the run it is meant to measure.
+Sizes above --tile persons are national runs and are partitioned by municipality, as production
+runs them (flows/partitioned.py): each municipality is a copy of one --tile municipality with
+disjoint ids (CPR serials, household, case and report ids shifted per copy) in its own folder, and
+its nightly stages run in their own process, --parallel at a time (one per Prefect worker). The
+stage times are then summed over municipalities, the wall time is the whole run's, and the peak
+memory is the machine's: the sum over the processes running at once.
 
     uv run python bench/pipeline_bench.py                       # 100k, 650k and 6M
     uv run python bench/pipeline_bench.py --persons 650000 --prefect
+    uv run python bench/pipeline_bench.py --persons 6000000 --parallel 2
 """
 
 from __future__ import annotations
@@ -178,7 +182,7 @@ def _copy(frame: pl.DataFrame, copy: int) -> pl.DataFrame:
 
 
 def generate(persons: int, tile: int, out: Path) -> dict:
-    """Write the municipality's extracts to out/extracts: generated at once, or as copies of one tile."""
+    """Write the extracts: one municipality in out/extracts, or out/municipality-NN/extracts copies of one tile."""
     from sources.synth import SynthSpec, generate as make
     from tidlig.settings import load_config
 
@@ -186,23 +190,19 @@ def generate(persons: int, tile: int, out: Path) -> dict:
     start = time.perf_counter()
     if persons <= tile:
         make(SynthSpec(persons=persons, seed=1, start=config.synth.start, end=config.synth.end, mess=0.02)).write(out)
-        return {"seconds": time.perf_counter() - start, "copies": 1}
-    import pyarrow.parquet as pq
-
+        return {"seconds": time.perf_counter() - start, "folders": [str(out / "extracts")]}
     copies = -(-persons // tile)
-    if copies > 40:
-        raise SystemExit(f"{persons:,} persons would need {copies} copies of {tile:,}; raise --tile (at most 40 copies)")
+    if copies > 98:
+        raise SystemExit(f"{persons:,} persons would need {copies} municipalities of {tile:,}; Denmark has 98: raise --tile")
     town = make(SynthSpec(persons=-(-persons // copies), seed=1, start=config.synth.start, end=config.synth.end, mess=0.02))
-    folder = out / "extracts"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, frame in town.extracts.items():
-        writer = None
-        for copy in range(copies):
-            table = _copy(frame, copy).to_arrow()
-            writer = writer or pq.ParquetWriter(folder / f"{name}.parquet", table.schema)
-            writer.write_table(table)
-        writer.close()
-    return {"seconds": time.perf_counter() - start, "copies": copies}
+    folders = []
+    for copy in range(copies):
+        folder = out / f"municipality-{copy + 1:02d}" / "extracts"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, frame in town.extracts.items():
+            _copy(frame, copy).write_parquet(folder / f"{name}.parquet")
+        folders.append(str(folder))
+    return {"seconds": time.perf_counter() - start, "folders": folders}
 
 
 def run_prefect(folder: Path, home: Path, model_file: Path) -> dict:
@@ -263,18 +263,72 @@ def _child(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def _command(*args: str) -> list[str]:
+    return [sys.executable, __file__, *args]
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+
+def _result(args: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> dict:
+    if returncode != 0:
+        raise SystemExit(f"{' '.join(args[:2])} failed (exit {returncode}):\n{stderr[-4000:]}")
+    return json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else {}
+
+
 def _spawn(*args: str) -> dict:
-    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(args[:2])} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+    done = subprocess.run(_command(*args), capture_output=True, text=True, env=_env())
+    return _result(args, done.returncode, done.stdout, done.stderr)
+
+
+def _rss_of(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+
+
+def _spawn_many(jobs: list[tuple[str, ...]], parallel: int) -> tuple[list[dict], float]:
+    """Run the jobs as child processes, parallel at a time; their results, and the peak of their summed memory."""
+    pending, running, results, peak = list(enumerate(jobs)), {}, [None] * len(jobs), 0.0
+    with tempfile.TemporaryDirectory() as logs:
+        while pending or running:
+            while pending and len(running) < parallel:
+                index, args = pending.pop(0)
+                out, err = open(Path(logs) / f"{index}.out", "w+"), open(Path(logs) / f"{index}.err", "w+")
+                running[index] = (subprocess.Popen(_command(*args), stdout=out, stderr=err, text=True, env=_env()), out, err, args)
+            peak = max(peak, sum(_rss_of(process.pid) for process, *_ in running.values()))
+            for index, (process, out, err, args) in list(running.items()):
+                if process.poll() is not None:
+                    out.seek(0), err.seek(0)
+                    results[index] = _result(args, process.returncode, out.read(), err.read())
+                    out.close(), err.close()
+                    del running[index]
+            time.sleep(0.05)
+    return results, peak
+
+
+def _summed(parts: list[dict]) -> dict:
+    """One national run's figures from its municipalities' runs."""
+    total = {"seconds": {}, "cpu": {}, "peak_gb": {}, "rows": 0, "flags": 0}
+    for part in parts:
+        for key in ("seconds", "cpu"):
+            for stage, value in part[key].items():
+                total[key][stage] = total[key].get(stage, 0.0) + value
+        for stage, value in part["peak_gb"].items():
+            total["peak_gb"][stage] = max(total["peak_gb"].get(stage, 0.0), value)
+        total["rows"] += part["rows"]
+        total["flags"] += part["flags"]
+    return total
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, nargs="+", default=list(SIZES), help="sizes to run (default: 100k 650k 6M)")
-    parser.add_argument("--tile", type=int, default=650_000, help="sizes above this are written as copies of one such municipality")
+    parser.add_argument("--tile", type=int, default=650_000, help="sizes above this are partitioned into municipalities of at most this size")
+    parser.add_argument("--parallel", type=int, default=2, help="municipalities run at once in a partitioned run (one per worker)")
     parser.add_argument("--prefect", action="store_true", help="also time one run through Prefect at the smallest size")
     parser.add_argument("--keep", type=Path, help="keep the generated data in this folder")
     parser.add_argument("--child", choices=("generate", "train", "stages", "prefect"), help=argparse.SUPPRESS)
@@ -286,6 +340,8 @@ def main() -> None:
     if args.child:
         _child(args)
         return
+    if args.parallel < 1:
+        parser.error(f"--parallel must be at least 1, got {args.parallel}")
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -298,12 +354,19 @@ def main() -> None:
         for size in sorted(args.persons):
             data = base / f"town-{size}"
             made = _spawn("--child", "generate", "--size", str(size), "--tile", str(args.tile), "--home", str(data))
-            copies = f" as {made['copies']} copies" if made["copies"] > 1 else ""
-            print(f"{size:,} persons: generated{copies} in {made['seconds']:.0f} s (peak {made['process_peak_gb']:.1f} GB)", flush=True)
+            folders = [Path(folder) for folder in made["folders"]]
+            parts = f" as {len(folders)} municipalities" if len(folders) > 1 else ""
+            print(f"{size:,} persons: generated{parts} in {made['seconds']:.0f} s (peak {made['process_peak_gb']:.1f} GB)", flush=True)
             start = time.perf_counter()
-            results[size] = _spawn("--child", "stages", "--home", str(data / "run"), "--folder", str(data / "extracts"), "--model", str(model))
+            if len(folders) == 1:
+                results[size] = _spawn("--child", "stages", "--home", str(data / "run"), "--folder", str(folders[0]), "--model", str(model))
+            else:
+                jobs = [("--child", "stages", "--home", str(folder.parent / "run"), "--folder", str(folder), "--model", str(model))
+                        for folder in folders]
+                done, peak = _spawn_many(jobs, args.parallel)
+                results[size] = _summed(done) | {"process_peak_gb": peak, "partitions": len(folders), "parallel": args.parallel}
             results[size]["wall"] = time.perf_counter() - start
-            print(f"{size:,} persons: nightly stages in {results[size]['wall']:.0f} s", flush=True)
+            print(f"{size:,} persons: nightly stages{parts} in {results[size]['wall']:.0f} s", flush=True)
         if args.prefect:
             size = min(args.persons)
             data = base / f"town-{size}"
@@ -324,9 +387,16 @@ def _table(results: dict, flow: dict | None) -> None:
         for s in sizes))
     print(f"{'source rows':<16}" + "".join(f"{results[s]['rows']:>30,}" for s in sizes))
     print(f"{'flags':<16}" + "".join(f"{results[s]['flags']:>30,}" for s in sizes))
+    for size in sizes:
+        if "partitions" in results[size]:
+            r = results[size]
+            print(f"{size:,} persons ran as {r['partitions']} municipalities, {r['parallel']} at a time: stage times are "
+                  f"summed over municipalities; peak GB is the machine's (processes running at once); wall {r['wall']:.0f} s")
     for size, (seconds, gb) in GOALS.items():
         if size in results:
-            total, peak = sum(results[size]["seconds"].values()), results[size]["process_peak_gb"]
+            # A partitioned run is as long as its wall time; one process as long as its stages.
+            total = results[size]["wall"] if "partitions" in results[size] else sum(results[size]["seconds"].values())
+            peak = results[size]["process_peak_gb"]
             ok = total <= seconds and (gb is None or peak <= gb)
             print(f"goal {size:,}: <= {seconds} s" + (f", <= {gb} GB" if gb else "") + f": {'met' if ok else 'NOT met'} ({total:.0f} s, {peak:.1f} GB)")
     if flow:

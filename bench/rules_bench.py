@@ -82,6 +82,8 @@ def population(n: int, seed: int = 1) -> tuple[pl.DataFrame, pl.DataFrame, pl.Da
             "decided_at": [datetime.combine(AS_OF, datetime.min.time(), timezone.utc) - timedelta(days=int(d)) for d in days_ago],
             "priority": rng.integers(1, 4, 5000),
             "defer_until": [AS_OF + timedelta(days=int(d)) for d in rng.integers(-30, 60, 5000)],
+            "flag_id": range(5000),
+            "flag_as_of": [AS_OF - timedelta(days=int(d)) for d in days_ago],
         },
         schema=HISTORY_SCHEMA,
     )
@@ -107,7 +109,7 @@ def main() -> None:
     best: dict[str, float] = {}
     for _ in range(args.repeat):
         start = time.perf_counter()
-        hits = evaluate(ruleset, persons, as_of=AS_OF)
+        hits = evaluate(ruleset, persons, as_of=AS_OF, families=families)
         rules_done = time.perf_counter()
         drafts = route(hits, persons, ruleset, table, as_of=AS_OF, families=families, history=history)
         done = time.perf_counter()

@@ -119,6 +119,9 @@ flags = sa.Table(
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("suppressed_by", sa.JSON),  # the suppression rules that held; null for a flag on the list
     sa.Column("signals", sa.JSON),  # the model's top signals behind the score; null when not scored
+    # The source rows behind the reasons and signals: person, feature, source, event and known dates (0007).
+    sa.Column("evidence", sa.JSON),
+    sa.Column("deferred_until", sa.Date),  # set while deferred: from that date the flag is due again
     sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("as_of", "person"),
@@ -220,6 +223,12 @@ class Flag:
     decisions: tuple[Decision, ...] = ()
     suppressed_by: tuple[Suppression, ...] = ()
     signals: tuple[dict, ...] = ()
+    evidence: tuple[dict, ...] = ()  # event_date and known_date as dates
+    deferred_until: date | None = None
+
+    def due_again(self, today: date) -> bool:
+        """True when the flag was deferred to a date that has come: it is open again."""
+        return self.status == "deferred" and self.deferred_until is not None and self.deferred_until <= today
 
 
 class Store:
@@ -414,8 +423,14 @@ class Store:
 
     # Flags
 
-    def save_flags(self, run_id: str, drafts: Sequence[FlagDraft]) -> list[int]:
-        """Store new flags and return their ids; persons already flagged for that as-of date are skipped."""
+    def save_flags(
+        self, run_id: str, drafts: Sequence[FlagDraft], evidence: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    ) -> list[int]:
+        """Store new flags and return their ids; persons already flagged for that as-of date are skipped.
+
+        `evidence` gives, by the draft's person, the source rows behind the flag (features/evidence.py).
+        """
+        evidence = evidence or {}
         repeated = sum(n - 1 for n in Counter((d.as_of, d.person) for d in drafts).values())
         if repeated:
             raise ValueError(
@@ -434,7 +449,7 @@ class Store:
             new = [draft for draft in drafts if (draft.as_of, draft.person) not in existing]
             if new:
                 # ON CONFLICT DO NOTHING still guards against a concurrent run inserting the same person meanwhile.
-                conn.execute(_insert_skipping_existing(conn, flags, ["as_of", "person"]), [_flag_values(d, run_id) for d in new])
+                conn.execute(_insert_skipping_existing(conn, flags, ["as_of", "person"]), [_flag_values(d, run_id, evidence.get(d.person)) for d in new])
                 ours = sa.select(flags.c.id, flags.c.as_of, flags.c.person).where(flags.c.run_id == run_id, flags.c.as_of.in_(dates))
                 ids = {(row.as_of, row.person): row.id for row in conn.execute(ours)}
                 created = [(ids[draft.as_of, draft.person], draft) for draft in new if (draft.as_of, draft.person) in ids]
@@ -477,7 +492,8 @@ class Store:
         return [_flag(row, decided.get(row.id, ())) for row in rows]
 
     def decision_history(self, as_of: date, *, days: int = 365) -> Any:
-        """Decisions of the `days` before as_of, one row per person the flag was about (routing's HISTORY_SCHEMA)."""
+        """Decisions of the `days` before as_of and flags of those days still open and undecided (decision null),
+        one row per person the flag was about (routing's HISTORY_SCHEMA)."""
         import polars as pl
 
         from routing.suppression import HISTORY_SCHEMA
@@ -485,18 +501,25 @@ class Store:
         # A day's margin on each side: routing compares the caseworker's local dates exactly.
         since = datetime.combine(as_of, datetime.min.time(), timezone.utc) - timedelta(days=days + 1)
         until = datetime.combine(as_of, datetime.min.time(), timezone.utc) + timedelta(days=2)
-        query = (
-            sa.select(decisions.c.decision, decisions.c.at, decisions.c.defer_until, flags.c.person,
-                      flags.c.priority, flags.c.reasons)
+        columns = (flags.c.id, flags.c.as_of, flags.c.person, flags.c.priority, flags.c.reasons)
+        decided = (
+            sa.select(decisions.c.decision, decisions.c.at, decisions.c.defer_until, *columns)
             .join(flags, decisions.c.flag_id == flags.c.id)
             .where(decisions.c.at >= since, decisions.c.at < until)
         )
-        rows = []
+        undecided = sa.select(*columns).where(
+            flags.c.status == "open", flags.c.as_of < as_of, flags.c.as_of >= as_of - timedelta(days=days)
+        )
         with self.engine.connect() as conn:
-            for row in conn.execute(query):
-                # A decision on a family flag is a decision on every member of the family.
-                members = dict.fromkeys([row.person, *(r.get("person") for r in row.reasons if r.get("person"))])
-                rows += [(person, row.decision, _utc(row.at), row.priority, row.defer_until) for person in members]
+            found = [((r.decision, _utc(r.at), r.defer_until), r) for r in conn.execute(decided)]
+            found += [((None, None, None), r) for r in conn.execute(undecided)]
+        rows = []
+        for (decision, at, defer_until), row in found:
+            # A decision on a family flag is a decision on every member of the family; an open one is open for each.
+            members = dict.fromkeys(
+                [row.person, *(m for r in row.reasons for m in ([r["person"]] if r.get("person") else r.get("members", ())))]
+            )
+            rows += [(person, decision, at, row.priority, defer_until, row.id, row.as_of) for person in members]
         return pl.DataFrame(rows, schema=HISTORY_SCHEMA, orient="row")
 
     def get_flag(self, flag_id: int, *, viewer: str, purpose: str) -> Flag:
@@ -532,10 +555,80 @@ class Store:
                 .values(flag_id=flag_id, decision=decision, reason=reason, by=by, at=at, defer_until=defer_until)
                 .returning(decisions.c.id)
             ).scalar_one()
-            conn.execute(flags.update().where(flags.c.id == flag_id).values(status=DECISIONS[decision]))
+            conn.execute(
+                flags.update().where(flags.c.id == flag_id).values(status=DECISIONS[decision], deferred_until=defer_until)
+            )
             event = FlagDecided(flag_id, row.person, decision, reason, defer_until)
             audit_log.append(conn, event, actor=by)
         return Decision(decision_id, flag_id, decision, reason, by, at, defer_until)
+
+
+# The web app signs users out by deleting their sessions; every other table it only reads, adds
+# to and updates.
+APP_ROLE_DELETES = ("sessions",)
+
+
+def grant_app_role(engine: Engine, role: str) -> list[str]:
+    """Give a PostgreSQL login role what the web app needs, and only reading and appending on the audit log.
+
+    Returns the statements run. Refuses a role that owns the tables or is a superuser: no grant
+    can hold such a role back.
+    """
+    from casework import accounts
+
+    if engine.dialect.name != "postgresql":
+        raise ValueError(
+            f"database roles exist only on PostgreSQL, this store is {engine.dialect.name}; "
+            "there the audit log's triggers refuse changes to it"
+        )
+    with engine.begin() as conn:
+        found = conn.execute(
+            sa.text("SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = :role"), {"role": role}
+        ).first()
+        if found is None:
+            raise LookupError(f"there is no role {role!r}: create it first (CREATE ROLE {role} LOGIN PASSWORD '...'), then grant again")
+        if found.rolsuper:
+            raise ValueError(f"role {role!r} is a superuser, so grants cannot hold it back: give the web app a role of its own")
+        if not found.rolcanlogin:
+            raise ValueError(f"role {role!r} cannot log in: ALTER ROLE {role} LOGIN, then grant again")
+        owns = conn.execute(
+            sa.text(
+                "SELECT pg_has_role(:role, tableowner, 'MEMBER') FROM pg_tables "
+                "WHERE schemaname = current_schema() AND tablename = 'audit_events'"
+            ),
+            {"role": role},
+        ).scalar()
+        if owns is None:
+            raise LookupError("the store has no audit_events table yet: start the app or a run once (it migrates), then grant")
+        if owns:
+            raise ValueError(
+                f"role {role!r} owns the tables (or is a member of their owner), so it could lift any limit: "
+                "keep the owner for migrations and the pipeline, and give the web app a role of its own"
+            )
+        quote = conn.dialect.identifier_preparer.quote
+        who, schema = quote(role), quote(conn.execute(sa.text("SELECT current_schema()")).scalar_one())
+        tables = [*metadata.tables, *accounts.metadata.tables]
+        statements = [f"GRANT USAGE ON SCHEMA {schema} TO {who}"]
+        for table, rights in (
+            *((name, "SELECT, INSERT, UPDATE" + (", DELETE" if name in APP_ROLE_DELETES else "")) for name in tables),
+            ("alembic_version", "SELECT"),  # the app checks at start that the schema is current
+            (audit_log.audit_events.name, "SELECT, INSERT"),
+        ):
+            # Anything granted before (an UPDATE on the audit log, say) goes first.
+            statements += [f"REVOKE ALL ON {schema}.{quote(table)} FROM {who}", f"GRANT {rights} ON {schema}.{quote(table)} TO {who}"]
+        for table, column in conn.execute(
+            sa.text(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = ANY(:tables)"
+            ),
+            {"tables": [*tables, audit_log.audit_events.name]},
+        ):
+            sequence = conn.execute(sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": f"{schema}.{quote(table)}", "c": column}).scalar()
+            if sequence:
+                statements.append(f"GRANT USAGE ON SEQUENCE {sequence} TO {who}")
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    return statements
 
 
 def _check_decision(decision: str, reason: str | None, by: str, defer_until: date | None) -> None:
@@ -572,7 +665,7 @@ def _quarantine_entry(row: Mapping[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def _flag_values(draft: FlagDraft, run_id: str) -> dict[str, Any]:
+def _flag_values(draft: FlagDraft, run_id: str, evidence: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
     return dict(
         as_of=draft.as_of,
         person=draft.person,
@@ -589,9 +682,20 @@ def _flag_values(draft: FlagDraft, run_id: str) -> dict[str, Any]:
         reasons=jsonable(list(draft.reasons)),
         suppressed_by=jsonable(list(draft.suppressed_by)) if draft.suppressed_by else None,
         signals=jsonable(list(draft.signals)) if draft.signals else None,
+        evidence=[_evidence_row(row) for row in evidence] if evidence else None,
         run_id=run_id,
         created_at=_now(),
     )
+
+
+EVIDENCE_KEYS = ("person", "feature", "source", "event_date", "known_date")
+
+
+def _evidence_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    # Exactly these keys: a register row's other contents never travel with the flag.
+    if set(row) != set(EVIDENCE_KEYS):
+        raise ValueError(f"an evidence row has keys {sorted(row)}; use exactly: {', '.join(EVIDENCE_KEYS)}")
+    return jsonable({key: row[key] for key in EVIDENCE_KEYS})
 
 
 def _insert_skipping_existing(conn: Connection, table: sa.Table, unique: list[str]) -> Any:
@@ -630,6 +734,10 @@ def _flag(row: sa.Row, flag_decisions: tuple[Decision, ...]) -> Flag:
     values["reasons"] = tuple(Reason(**reason) for reason in values["reasons"])
     values["suppressed_by"] = tuple(Suppression(**item) for item in values.get("suppressed_by") or ())
     values["signals"] = tuple(values.get("signals") or ())
+    values["evidence"] = tuple(
+        {**row, "event_date": date.fromisoformat(row["event_date"]), "known_date": date.fromisoformat(row["known_date"])}
+        for row in values.get("evidence") or ()
+    )
     values["created_at"] = _utc(values["created_at"])
     return Flag(**values, decisions=flag_decisions)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from casework.accounts import Accounts
 from casework.store import Run, Store
+from features.evidence import evidence
 from features.table import feature_table
 from models import registry
 from models.labels import cohort, open_case_teams
@@ -92,8 +93,8 @@ class NightlySummary:
 
 
 @io_stage
-def read_source(folder: Path, source: Source) -> Extract:
-    """Read one register's extract from the extracts folder."""
+def read_source(folder: Path | str, source: Source) -> Extract:
+    """Read one register's extract from the extracts folder or database (sources.database)."""
     return read_extract(folder, source)
 
 
@@ -185,9 +186,26 @@ def explain_flagged(scored: pl.DataFrame, hits: pl.DataFrame, model: RiskScorer)
 
 
 @stage
-def apply_rules(scored: pl.DataFrame, ruleset: RuleSet, as_of: date) -> pl.DataFrame:
-    """Evaluate every rule over every person at once; one row per rule that fired."""
-    return evaluate(ruleset, scored, as_of=as_of)
+def evidence_for_flags(sources: dict[str, pl.DataFrame], families: pl.DataFrame, drafts: list[FlagDraft], as_of: date) -> dict[str, list[dict]]:
+    """The source rows behind each flag's reasons and signals, by the flag's person (flagged persons only)."""
+    wanted: dict[str, list[str]] = {}  # person -> the features named for them
+    about: dict[str, set[str]] = {}  # flag's person -> everyone its reasons and signals are about
+    for draft in drafts:
+        named = [(r.person or draft.person, name) for r in draft.reasons for name in r.values]
+        named += [(s.get("person") or draft.person, s.get("feature", "")) for s in draft.signals]
+        for person, name in named:
+            wanted.setdefault(person, []).append(name)
+        about[draft.person] = {person for person, _ in named}
+    by_person: dict[str, list[dict]] = {}
+    for row in evidence(sources, families, wanted, as_of).to_dicts():
+        by_person.setdefault(row["person"], []).append(row)
+    return {flagged: [row for p in sorted(persons) for row in by_person.get(p, ())] for flagged, persons in about.items()}
+
+
+@stage
+def apply_rules(scored: pl.DataFrame, ruleset: RuleSet, as_of: date, families: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Evaluate every rule over every person, and family rules over every family, at once; one row per hit."""
+    return evaluate(ruleset, scored, as_of=as_of, families=families)
 
 
 @stage
@@ -203,16 +221,16 @@ def route_flags(
 
 
 @io_stage
-def store_flags(store: Store, run_id: str, drafts: list[FlagDraft]) -> list[int]:
-    """Save new flags in one transaction; a rerun of the same as-of date adds none twice."""
+def store_flags(store: Store, run_id: str, drafts: list[FlagDraft], behind: dict[str, list[dict]] | None = None) -> list[int]:
+    """Save new flags with their evidence in one transaction; a rerun of the same as-of date adds none twice."""
     if os.environ.get(CRASH_AT) == "store_flags:commit":
         import sqlalchemy as sa
 
         sa.event.listen(store.engine, "commit", lambda conn: os.kill(os.getpid(), signal.SIGKILL))
-    return store.save_flags(run_id, drafts)
+    return store.save_flags(run_id, drafts, behind)
 
 
-def ingest(store: Store, run_id: str, folder: Path, context: Any, max_invalid_share: float, home: Path) -> tuple[dict[str, pl.DataFrame], int]:
+def ingest(store: Store, run_id: str, folder: Path | str, context: Any, max_invalid_share: float, home: Path) -> tuple[dict[str, pl.DataFrame], int]:
     """Read, validate, account for and pseudonymise every registered source; returns the sources and rows quarantined."""
     key = load_key(home)
     sources: dict[str, pl.DataFrame] = {}
@@ -249,7 +267,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
         params = params.model_copy(update={"as_of": today_in_copenhagen()})
     config = settings.load_config(params.config)
     home = settings.home()
-    folder = params.extracts or settings.extracts_dir(config)
+    folder = params.extracts or settings.extracts_location(config)
     store = Store.from_url(settings.database_url())
     store.create_schema()
     run_id = str(flow_run.id or f"local-{params.as_of}")
@@ -278,13 +296,15 @@ def nightly(params: NightlyParams) -> NightlySummary:
         scored = score(table, sources["support_measures"], model, model_version, params.as_of)
         doing = "rules+routing"
         record_version(store.engine, ruleset, run_id=run_id)  # once per version: the audit log says when rules changed
-        hits = apply_rules(scored, ruleset, params.as_of)
+        hits = apply_rules(scored, ruleset, params.as_of, families)
         scored = explain_flagged(scored, hits, model)
         history = store.decision_history(params.as_of)
         capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}
         drafts = route_flags(hits, scored, ruleset, config.routing.table, params.as_of, families, history, capacities)
+        doing = "evidence"
+        behind = evidence_for_flags(sources, families, drafts, params.as_of)
         doing = "store"
-        created = store_flags(store, run_id, drafts)
+        created = store_flags(store, run_id, drafts, behind)
     except Exception as exc:
         _record_failure(store, run_id, doing, exc)
         raise
@@ -310,7 +330,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
     return summary
 
 
-def run_key(store: Store, run_id: str, folder: Path, ruleset: RuleSet, model_name: str) -> dict[str, str | None]:
+def run_key(store: Store, run_id: str, folder: Path | str, ruleset: RuleSet, model_name: str) -> dict[str, str | None]:
     """The run's key besides its as-of date (data snapshot, champion, rules version), recorded on the run."""
     champion = registry.alias_version(model_name, registry.CHAMPION)
     key = {
@@ -363,7 +383,7 @@ def what_to_do(exc: BaseException) -> str:
     if isinstance(exc, ExtractError):
         return f"correct or re-deliver the extract named above (`tidlig sources check FOLDER` lists every quarantined row), {again}"
     if isinstance(exc, (OperationalError, OSError)):
-        return f"a database or file could not be reached even after retries: check TIDLIG_DATABASE_URL, the disk and the extracts folder, {again}"
+        return f"a database or file could not be reached even after retries: check TIDLIG_DATABASE_URL, the disk and the extracts folder or sources.database, {again}"
     if isinstance(exc, (RuleError, RoutingError, ConfigError)):
         return f"fix the rule files, routing table or config named above (`tidlig rules test` checks rules), {again}"
     return f"read the traceback in this flow run's log and fix the cause, {again}"

@@ -48,7 +48,7 @@ def data_quality(params: QualityParams) -> QualityReport:
     store.start_run(run_id, as_of, "data-quality")
     context = gx_context(home)
     try:
-        ingest(store, run_id, params.extracts or settings.extracts_dir(config), context, config.validate_.max_invalid_share, home)
+        ingest(store, run_id, params.extracts or settings.extracts_location(config), context, config.validate_.max_invalid_share, home)
     except Exception as exc:
         store.fail_run(run_id, type(exc).__name__, str(exc))
         raise

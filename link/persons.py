@@ -28,6 +28,8 @@ def persons(population: pl.DataFrame, as_of: date) -> pl.DataFrame:
             birth_date="birth_date",
             sex="sex",
             district="district",
+            # Origin only travels with the person for the fairness audit (models/train.py).
+            *(["origin_group"] if "origin_group" in population.columns else []),
             age_years=_age_years(as_of),
         )
         .with_columns(target=pl.when(pl.col("age_years") < ADULT_AGE).then(pl.lit("child")).otherwise(pl.lit("adult")))

@@ -82,10 +82,17 @@ Team capacities used for precision/recall at capacity: {result.cv.capacity}
 {"The oracle is the true risk known to the synthetic municipality: the gap to it is what better data or models could still win." if oracle else ""}
 
 ## Fairness
-Audit of the out-of-time predictions at the score rule's cut (score >= 19), per group, with
-disparities to the largest group (Aequitas definitions; band {BAND[0]}-{BAND[1]}).
+Audit of the out-of-time predictions at the score rule's cut (score >= 19), per group of sex, age
+band, district and origin (Statistics Denmark's groups: Danish origin, Western, non-Western), with
+disparities to the largest group (Aequitas definitions; band {BAND[0]}-{BAND[1]}). **Origin is used
+only for this audit, never as a model input**: the model's inputs are the features listed above.
+
 Gate: **{"PASSED" if gate.passed else "FAILED"}** (metrics {", ".join(gate.checked.get("metrics", []))};
-groups judged only where the metric's denominator is at least {gate.checked.get("min_denominator")}).
+groups judged only where the metric's denominator is at least {gate.checked.get("min_denominator")} in
+the group and in its reference). The help offered is voluntary and reaches few, so the gate asks
+whether any group's escalations are missed more often (FNR) or its flags more often wrong (FDR);
+flag rates (pprev, ppr) and FPR follow how often a group escalates, so they are reported, not
+gated. With escalations this rare FDR stays near 1 for every group: read precision beside it.
 {"".join(f"{chr(10)}- {f}" for f in gate.failures)}
 {f"Not judged (too few rows): {len(gate.checked.get('not_judged', []))} group-metric pairs." if gate.checked.get("not_judged") else ""}
 {f"Not audited, no such column in the data: {', '.join(missing_groups)}." if missing_groups else ""}

@@ -13,6 +13,19 @@ tolerated band when below 0.8 or above 1.25 (Aequitas' default tau of 0.8, and 1
 A metric whose denominator is 0 is undefined: null, as are disparities that involve it, and
 their `_outside` mark. Predicted positive means score >= threshold, or being among the top_k
 rows by score (ties broken by row order, so exactly top_k rows are positive).
+
+The gate judges two of these, following the Aequitas fairness tree for an assistive intervention
+that reaches only a few: FNR parity (of the children who escalated, is any group missed more
+often?) and FDR parity (of the children flagged, is any group flagged without need more often?).
+Both compare the model's errors among children with the same outcome, so they do not move when
+groups differ in how often escalations happen. pprev, ppr and FPR do: a group with fewer
+escalations is rightly flagged less (teenagers escalate a third less often than small children
+in the synthetic data), and with escalations as rare as 2% FPR is little more than pprev. Those
+are reported, never gated. With precision that low, FDR sits near 1 for every group and its
+ratios hide a precision gap of a third; the model card shows precision beside it for that reason.
+A group, and its reference, are judged on a metric only when the metric's denominator (positives
+for FNR, flagged children for FDR) is at least min_denominator in both: a ratio of two rates
+measured on a handful of children is noise, not a finding.
 """
 
 from __future__ import annotations
@@ -28,6 +41,8 @@ import polars as pl
 METRICS: tuple[str, ...] = ("pprev", "ppr", "precision", "tpr", "fpr", "fnr", "fdr", "for")
 COUNTS: tuple[str, ...] = ("group_size", "prev", "pp", "pn", "tp", "fp", "tn", "fn")
 BAND = (0.8, 1.25)
+# The metrics the gate judges by default (see the module's docstring for why these two).
+GATED: tuple[str, ...] = ("fnr", "fdr")
 LARGEST = "largest"  # a reference group spelled this way means the attribute's largest group
 # Each metric's denominator, for deciding whether a group is large enough to judge it by.
 DENOMINATORS: dict[str, str] = {
@@ -187,24 +202,28 @@ class GateResult:
 def gate(
     audited: pl.DataFrame,
     *,
-    metrics: Sequence[str] = ("fpr", "fnr", "pprev"),
+    metrics: Sequence[str] = GATED,
     min_denominator: int = 30,
     band: tuple[float, float] = BAND,
 ) -> GateResult:
     """Fail when a metric's disparity is outside the band for a group with enough rows to judge it.
 
-    A group is judged on a metric only when the metric's denominator (e.g. the group's positives
-    for FNR) is at least min_denominator: smaller groups are too noisy to block a model on, and
-    the model card lists them as not judged.
+    A group is judged on a metric only when the metric's denominator (e.g. the positives for FNR)
+    is at least min_denominator in the group and in its reference: smaller groups are too noisy
+    to block a model on, and the model card lists them as not judged.
     """
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise FairnessError(f"unknown metric(s) {unknown}; metrics: {list(METRICS)}")
+    if min_denominator < 1:
+        raise FairnessError(f"min_denominator must be at least 1, got {min_denominator}")
+    references = {(r["attribute_name"], r["attribute_value"]): r for r in audited.filter(pl.col("is_reference")).iter_rows(named=True)}
     failures, judged, skipped = [], 0, []
     for row in audited.filter(~pl.col("is_reference")).iter_rows(named=True):
+        reference = references[(row["attribute_name"], row["reference_group"])]
         for metric in metrics:
             where = f"{row['attribute_name']}={row['attribute_value']} (reference {row['reference_group']})"
-            if row[DENOMINATORS[metric]] < min_denominator:
+            if min(row[DENOMINATORS[metric]], reference[DENOMINATORS[metric]]) < min_denominator:
                 skipped.append(f"{metric} {where}")
                 continue
             ratio = row[f"{metric}_disparity"]

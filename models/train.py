@@ -18,6 +18,7 @@ from models.labels import Definition
 from models.scorer import RiskScorer, gradient_boosting
 
 FLAG_LEVEL = 19  # the score rule flags the top two ventiles: the fairness audit looks at the same cut
+# Audited, never model inputs: origin_group (Statistics Denmark's herkomst) is in the data for this audit only.
 FAIRNESS_GROUPS = ("sex", "age_band", "district", "origin_group")
 SELECT_BY = "average_precision"
 
@@ -82,7 +83,8 @@ def _train(sources, as_of_dates, horizon_days, *, candidates, team_of, capacity,
     candidates = dict(candidates or default_grid())
     dataset = build(sources, as_of_dates, horizon_days)
     folds = temporal_folds(dataset.dates, horizon_days, min_train_dates=min_train_dates)
-    cv = cross_validate(dataset, candidates, folds=folds, team_of=team_of, capacity=capacity, oracle=oracle, n_boot=n_boot)
+    cv = cross_validate(dataset, candidates, folds=folds, team_of=team_of, capacity=capacity, oracle=oracle, n_boot=n_boot,
+                        group_cols=FAIRNESS_GROUPS)
     chosen = select(cv, list(candidates), by=SELECT_BY)
     everything = dataset.labelled_all()
     model = clone(candidates[chosen]).fit(matrix(everything), everything["label"].to_numpy())

@@ -3,7 +3,10 @@
 Each date is replayed as the nightly flow would have seen it: the same feature table (only what
 was known then), the open cases of the time, the same routing table with suppression and family
 dedup. Past caseworker decisions are left out on both sides: they were made on the current
-rules' flags, so they would favour the current rules. Reports hold counts only, never persons.
+rules' flags, so they would favour the current rules. Instead, a flag stays open until the end of
+its week, as if the team decided it within the week: a person flagged on an earlier replayed
+night of the same week is held back (suppress-open-flag), so a team's weekly load counts each
+person once. Reports hold counts only, never persons.
 
 A back-test replays the stages after rules as well, so it imports routing, against the one-way
 rule of the pipeline; it is a tool over the pipeline, like a flow, and nothing imports it.
@@ -22,6 +25,7 @@ from features.table import feature_table
 from models.labels import open_case_teams
 from routing.flags import FlagDraft
 from routing.route import route
+from routing.suppression import HISTORY_SCHEMA, empty_history
 from routing.table import RoutingTable
 from rules.engine import RuleSet, evaluate
 
@@ -87,6 +91,15 @@ def _flagged(drafts: list[FlagDraft]) -> pl.DataFrame:
     ).unique()
 
 
+def _still_open(drafts: list[FlagDraft]) -> pl.DataFrame:
+    # The replay's flags as the casework store would hand them back the next night: open, undecided.
+    rows = [
+        {"person": m, "priority": d.priority, "flag_id": i, "flag_as_of": d.as_of}
+        for i, d in enumerate(drafts) if not d.suppressed for m in d.members
+    ]
+    return pl.DataFrame(rows, schema=HISTORY_SCHEMA)
+
+
 def _precision(persons: pl.DataFrame, children: pl.DataFrame, escalated: pl.DataFrame) -> float | None:
     flagged_children = persons.join(children, on="person", how="semi")
     if flagged_children.is_empty():
@@ -129,6 +142,7 @@ def backtest(
     # Outcomes are only known up to what the municipality had learned when the extracts were taken.
     outcomes_until = measures["known_date"].max() if measures.height else None
     summaries, loads = [], []
+    open_in: dict[str, tuple[tuple[int, int], pl.DataFrame]] = {}  # per side: the week and its flags still open
     for as_of in dates:
         persons, families = persons_on(sources, as_of, scorer)
         children = persons.filter(pl.col("target") == "child").select("person")
@@ -142,8 +156,12 @@ def backtest(
         )
         flagged = {}
         for side, ruleset in zip(SIDES, (current, proposed)):
-            hits = evaluate(ruleset, persons, as_of=as_of)
-            drafts = route(hits, persons, ruleset, table, as_of=as_of, families=families)
+            week = as_of.isocalendar()[:2]
+            if open_in.get(side, (None,))[0] != week:
+                open_in[side] = (week, empty_history())
+            hits = evaluate(ruleset, persons, as_of=as_of, families=families)
+            drafts = route(hits, persons, ruleset, table, as_of=as_of, families=families, history=open_in[side][1])
+            open_in[side] = (week, pl.concat([open_in[side][1], _still_open(drafts)]))
             flagged[side] = _flagged(drafts)
             loads.append(_load(drafts, table).with_columns(as_of=pl.lit(as_of), side=pl.lit(side)))
             flagged[f"{side}_suppressed"] = sum(d.suppressed for d in drafts)
@@ -197,8 +215,9 @@ def report(result: Backtest) -> str:
             f"{row['removed']:>8}{pct(row['precision_current']):>10}{pct(row['precision_proposed']):>11}"
             f"{pct(row['precision_added']):>12}{pct(row['precision_removed']):>14}"
         )
-    lines += ["", "Load per team and week (flags within capacity + queued; current -> proposed):"]
-    wide = result.load.pivot(on="side", index=["week", "team", "capacity"], values=["within_capacity", "queued"])
+    lines += ["", "Load per team and week (new flags within capacity + queued, summed over the week's replayed nights; current -> proposed):"]
+    weekly = result.load.group_by("week", "side", "team", "capacity").agg(pl.col("within_capacity", "queued").sum())
+    wide = weekly.pivot(on="side", index=["week", "team", "capacity"], values=["within_capacity", "queued"])
     for row in wide.sort("week", "team").iter_rows(named=True):
         lines.append(
             f"  {row['week']}  {row['team']:<15} capacity {row['capacity']:>3}:  "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from routing.table import RoutingError
+from rules.families import connected
 
 _GROUPS = pl.DataFrame(schema={"person": pl.String, "family": pl.String, "member": pl.Int64})
 
@@ -30,22 +31,7 @@ def family_groups(flagged: pl.DataFrame, families: pl.DataFrame | None) -> pl.Da
     )
     if pairs.is_empty():
         return _GROUPS.clear()
-    links = pl.concat([pairs, pairs.select(a="b", b="a")]).unique()
-    # Every person takes the smallest id in reach; a family is a few generations deep, so this
-    # settles in a handful of rounds, each a join over the flagged links only.
-    labels = links.select(person="a").unique().with_columns(family=pl.col("person"))
-    while True:
-        nearest = (
-            links.join(labels, left_on="b", right_on="person")
-            .group_by("a")
-            .agg(pl.col("family").min().alias("reached"))
-        )
-        updated = labels.join(nearest, left_on="person", right_on="a", how="left").select(
-            "person", family=pl.min_horizontal("family", "reached")
-        )
-        if updated.join(labels, on=["person", "family"], how="anti").is_empty():
-            break
-        labels = updated
+    labels = connected(pairs)
     ages = flagged.select("person", "target", "age_years")
     return (
         labels.join(ages, on="person")

@@ -18,7 +18,12 @@ class Reason:
     text_en: str
     priority: int  # 1 is most urgent
     values: dict[str, Any] = field(default_factory=dict)
-    person: str | None = None  # whose reason it is; set on every reason of a family flag
+    person: str | None = None  # whose reason it is; set on every person's reason of a family flag
+    members: tuple[str, ...] = ()  # for a family rule: every member of the family whose values it read
+
+    def __post_init__(self) -> None:
+        # Read back from the store's JSON, the members come as a list.
+        object.__setattr__(self, "members", tuple(self.members))
 
 
 @dataclass(frozen=True)
@@ -62,5 +67,5 @@ class FlagDraft:
     @property
     def members(self) -> tuple[str, ...]:
         """The persons the flag is about: the family's members in order, or the one person."""
-        named = tuple(dict.fromkeys(r.person for r in self.reasons if r.person is not None))
-        return named or (self.person,)
+        named = [m for r in self.reasons for m in ((r.person,) if r.person is not None else r.members)]
+        return tuple(dict.fromkeys(named)) or (self.person,)

@@ -54,17 +54,29 @@ def _reasons(hits: pl.DataFrame, ruleset: RuleSet) -> dict[str, list[Reason]]:
         raise RoutingError(f"hits name rule(s) {unknown} that are not in rules version {ruleset.version}")
     order = {rule_id: i for i, rule_id in enumerate(rules)}
     in_order = hits.sort(pl.col("person"), pl.col("priority"), pl.col("rule_id").replace_strict(order))
+    # A family rule's hit comes once per member; its one reason names them all.
+    family_hits = hits.filter(pl.col("family").is_not_null()) if "family" in hits.columns else hits.clear()
+    members = {
+        (rule_id, family): tuple(sorted(found))
+        for rule_id, family, found in family_hits.group_by("rule_id", "family").agg("person").iter_rows()
+    }
+    made: dict[tuple[str, str], Reason] = {}
     reasons: dict[str, list[Reason]] = defaultdict(list)
     for hit in in_order.iter_rows(named=True):
+        family = hit.get("family")
+        if family is not None and (hit["rule_id"], family) in made:
+            reasons[hit["person"]].append(made[hit["rule_id"], family])
+            continue
         rule = rules[hit["rule_id"]]
         values = {column: hit[column] for column in rule.value_columns}
-        reasons[hit["person"]].append(
-            Reason(
-                rule_id=rule.id, title_da=rule.title_da, title_en=rule.title_en,
-                text_da=rule.reason_text(values, "da"), text_en=rule.reason_text(values, "en"),
-                priority=rule.priority, values=values,
-            )
+        reason = Reason(
+            rule_id=rule.id, title_da=rule.title_da, title_en=rule.title_en,
+            text_da=rule.reason_text(values, "da"), text_en=rule.reason_text(values, "en"),
+            priority=rule.priority, values=values, members=members.get((rule.id, family), ()),
         )
+        if family is not None:
+            made[rule.id, family] = reason
+        reasons[hit["person"]].append(reason)
     return reasons
 
 
@@ -157,7 +169,7 @@ def route(
             drafts.append(flag(row, tuple(reasons[row["person"]]), explained.get(row["person"], ())))
         else:
             family = members[row["family"]]
-            named = tuple(replace(r, person=m) for m in family for r in reasons[m])
+            named = _family_reasons(family, reasons)
             family_signals = tuple(dict(s, person=m) for m in family for s in explained.get(m, ()))
             drafts.append(flag(row, named, family_signals))
     kept = routed.filter(pl.col("person").is_in(list(suppressed))).sort("team", "person")
@@ -165,6 +177,19 @@ def route(
         person = row["person"]
         drafts.append(flag(row, tuple(reasons[person]), explained.get(person, ()), suppressed[person]))
     return drafts
+
+
+def _family_reasons(family: list[str], reasons: dict[str, list[Reason]]) -> tuple[Reason, ...]:
+    """Every member's reasons naming the member; a family rule's reason, shared by its members, once."""
+    named, shared = [], set()
+    for member in family:
+        for reason in reasons[member]:
+            if not reason.members:
+                named.append(replace(reason, person=member))
+            elif id(reason) not in shared:
+                shared.add(id(reason))
+                named.append(reason)
+    return tuple(named)
 
 
 def _signals(flagged: pl.DataFrame) -> dict[str, tuple[dict, ...]]:

@@ -12,14 +12,17 @@ from routing.table import RoutingError, RoutingTable
 from rules.conditions import FLAG_CONTEXT_SCHEMA, SUPPRESSION_SCHEMA
 from rules.engine import RuleSet, evaluate_suppressions
 
-# The recent decisions the casework store hands to routing: one row per decision on a flag, for
-# every person the flag was about (all members of a family flag).
+# The recent decisions the casework store hands to routing: one row per decision on a flag, and one
+# per flag still open and undecided (decision null), for every person the flag was about (all
+# members of a family flag).
 HISTORY_SCHEMA: dict[str, pl.DataType] = {
     "person": pl.String(),
-    "decision": pl.String(),  # accept, dismiss or defer
-    "decided_at": pl.Datetime("us", "UTC"),
-    "priority": pl.Int64(),  # the flag's priority when it was decided
+    "decision": pl.String(),  # accept, dismiss or defer; null for a flag still open
+    "decided_at": pl.Datetime("us", "UTC"),  # null for a flag still open
+    "priority": pl.Int64(),  # the flag's priority
     "defer_until": pl.Date(),
+    "flag_id": pl.Int64(),
+    "flag_as_of": pl.Date(),
 }
 # Caseworkers count days in their own calendar, not the server's.
 LOCAL_ZONE = "Europe/Copenhagen"
@@ -30,17 +33,20 @@ def empty_history() -> pl.DataFrame:
     return pl.DataFrame(schema=HISTORY_SCHEMA)
 
 
-def latest_decisions(history: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Per person, the latest decision made by the as-of date, as the suppression rules read it."""
+def _checked(history: pl.DataFrame) -> pl.DataFrame:
     missing = sorted(set(HISTORY_SCHEMA) - set(history.columns))
     if missing:
         raise RoutingError(f"the decision history lacks column(s) {missing}; expected: {list(HISTORY_SCHEMA)}")
+    return history.select(*HISTORY_SCHEMA).cast(HISTORY_SCHEMA)
+
+
+def latest_decisions(history: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """Per person, the latest decision made by the as-of date, as the suppression rules read it."""
     day = pl.col("decided_at").dt.convert_time_zone(LOCAL_ZONE).dt.date()
     return (
-        history.select(*HISTORY_SCHEMA)
-        .cast(HISTORY_SCHEMA)
+        _checked(history)
         # A replay of an earlier as-of date must not see decisions made after it.
-        .filter(day <= as_of)
+        .filter(pl.col("decision").is_not_null() & (day <= as_of))
         .sort("decided_at")
         .group_by("person")
         .agg(pl.all().last())
@@ -51,6 +57,19 @@ def latest_decisions(history: pl.DataFrame, as_of: date) -> pl.DataFrame:
             priority_at_decision=pl.col("priority"),
             days_until_deferral_ends=(pl.col("defer_until") - pl.lit(as_of)).dt.total_days(),
         )
+    )
+
+
+def open_flags(history: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """Per person, the most urgent flag of an earlier night still open and undecided, as the suppression rules read it."""
+    return (
+        _checked(history)
+        # Tonight's own flags (a rerun) are not an earlier flag.
+        .filter(pl.col("decision").is_null() & (pl.col("flag_as_of") < as_of))
+        .sort("priority", pl.col("flag_as_of"), pl.col("flag_id"), descending=[False, True, True], nulls_last=True)
+        .group_by("person")
+        .agg(pl.all().first())
+        .select("person", open_flag_id="flag_id", open_flag_as_of="flag_as_of", open_flag_priority="priority")
     )
 
 
@@ -65,6 +84,7 @@ def suppression_input(routed: pl.DataFrame, table: RoutingTable, history: pl.Dat
             departments.rename({"team": "case_team", "department": "case_department"}), on="case_team", how="left"
         )
         .join(latest_decisions(history, as_of), on="person", how="left")
+        .join(open_flags(history, as_of), on="person", how="left")
     )
     # Until the population extract says who moved away or died, nobody is suppressed for it.
     absent = {c: dtype for c, dtype in SUPPRESSION_SCHEMA.items() if c not in frame.columns}

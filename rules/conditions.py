@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 
 # The contract with the feature and score stages: one row per person on an as-of date.
@@ -28,7 +30,8 @@ PERSON_SCHEMA: dict[str, pl.DataType] = {
 }
 # A rule about one named pseudonym would be a decision about a person, not a rule.
 READABLE_COLUMNS: tuple[str, ...] = tuple(c for c in PERSON_SCHEMA if c != "person")
-TARGETS = ("child", "adult")
+# A family rule reads one row per family instead of a person's (rules/families.py).
+TARGETS = ("child", "adult", "family")
 
 # What suppression rules read besides the person: where routing sends the flag, and the latest
 # human decision on an earlier flag for the same person (routing/suppression.py fills these in).
@@ -41,6 +44,10 @@ FLAG_CONTEXT_SCHEMA: dict[str, pl.DataType] = {
     "days_since_decision": pl.Int64(),
     "priority_at_decision": pl.Int64(),
     "days_until_deferral_ends": pl.Int64(),
+    # The person's most urgent flag from an earlier night that is still open and undecided.
+    "open_flag_id": pl.Int64(),
+    "open_flag_as_of": pl.Date(),
+    "open_flag_priority": pl.Int64(),
 }
 SUPPRESSION_SCHEMA: dict[str, pl.DataType] = PERSON_SCHEMA | FLAG_CONTEXT_SCHEMA
 SUPPRESSION_COLUMNS: tuple[str, ...] = tuple(c for c in SUPPRESSION_SCHEMA if c != "person")
@@ -87,6 +94,8 @@ def column_kind(column: str, schema: dict[str, pl.DataType] = PERSON_SCHEMA) -> 
     dtype = schema[column]
     if dtype == pl.Boolean:
         return "true or false"
+    if dtype == pl.Date:
+        return "a date like 2025-01-31"
     return "text" if dtype == pl.String else "a whole number" if dtype == pl.Int64 else "a number"
 
 
@@ -97,6 +106,8 @@ def fits_column(column: str, value: object, schema: dict[str, pl.DataType] = PER
     dtype = schema[column]
     if dtype == pl.Boolean:
         return isinstance(value, bool)
+    if dtype == pl.Date:
+        return type(value) is date  # a datetime is a date too, but the column holds days
     if isinstance(value, bool):
         return False
     if dtype == pl.String:

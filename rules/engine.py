@@ -21,6 +21,7 @@ from rules.conditions import (
     fits_column,
     parse_condition,
 )
+from rules.families import FAMILY_SCHEMA, MEMBER_COLUMNS, family_table
 from rules.texts import TemplateError, fill, template_fields
 from rules.yamlfile import load_yaml
 
@@ -39,7 +40,8 @@ _CASE_KEYS = {"case", "given", "fires"}
 _CASE_OPTIONAL = {"reason_da", "reason_en"}
 # Ids end up in the casework store and in URLs: keep them plain.
 _RULE_ID = re.compile(r"^[a-z][a-z0-9-]*$")
-_EMPTY_HITS = pl.DataFrame(schema={"person": pl.String, "rule_id": pl.String, "priority": pl.Int8})
+# family: for a family rule's hits (one per member), the family it fired for; null for a person's rule.
+_EMPTY_HITS = pl.DataFrame(schema={"person": pl.String, "rule_id": pl.String, "priority": pl.Int8, "family": pl.String})
 _EMPTY_SUPPRESSIONS = pl.DataFrame(schema={"person": pl.String, "rule_id": pl.String})
 
 
@@ -89,9 +91,13 @@ class Rule:
 
     def case_row(self, given: dict[str, Any]) -> dict[str, Any]:
         """A row of the rule's input with the case's values; everything else unknown."""
-        return dict.fromkeys(PERSON_SCHEMA) | {"person": "case", "target": self.target} | given
+        key = "family" if self.target == "family" else "person"
+        return dict.fromkeys(self.schema) | {key: "case", "target": self.target} | given
 
-    schema = PERSON_SCHEMA
+    @property
+    def schema(self) -> dict[str, pl.DataType]:
+        """What the rule reads: a family's values for a family rule, else a person's columns."""
+        return FAMILY_SCHEMA if self.target == "family" else PERSON_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -220,7 +226,6 @@ def _case(spec: Any, index: int, rule_where: str, schema: dict[str, pl.DataType]
 def _rule(file: str, spec: Any, index: int, kind: str = "rules") -> Rule | SuppressionRule:
     suppression = kind == "suppressions"
     noun = "suppression rule" if suppression else "rule"
-    schema = SUPPRESSION_SCHEMA if suppression else PERSON_SCHEMA
     rule_id = spec.get("id") if isinstance(spec, dict) else None
     where = f"{file}: {noun} '{rule_id}'" if isinstance(rule_id, str) else f"{file}: {noun} #{index + 1}"
     _check_keys(spec, _SUPPRESSION_KEYS if suppression else _RULE_KEYS, set(), where)
@@ -233,6 +238,10 @@ def _rule(file: str, spec: Any, index: int, kind: str = "rules") -> Rule | Suppr
         raise RuleError(f"{where}, key 'valid_from': expected a date like 2025-01-01, got {spec['valid_from']!r}")
     if not suppression and spec["target"] not in TARGETS:
         raise RuleError(f"{where}, key 'target': {spec['target']!r} is not one of {list(TARGETS)}")
+    family = not suppression and spec["target"] == "family"
+    schema = SUPPRESSION_SCHEMA if suppression else FAMILY_SCHEMA if family else PERSON_SCHEMA
+    # A family rule that names a person's column is the likeliest slip; say where the family values are.
+    hint = "; a family rule reads only the family values declared in rules/families.py" if family else ""
     if not suppression and (isinstance(spec["priority"], bool) or spec["priority"] not in PRIORITIES):
         raise RuleError(
             f"{where}, key 'priority': {spec['priority']!r} is not one of {list(PRIORITIES)} (1 is most urgent)"
@@ -240,13 +249,13 @@ def _rule(file: str, spec: Any, index: int, kind: str = "rules") -> Rule | Suppr
     try:
         _, condition_columns = parse_condition(spec["condition"], schema)
     except ConditionError as exc:
-        raise RuleError(f"{where}, key 'condition': {exc}") from None
+        raise RuleError(f"{where}, key 'condition': {exc}{hint}") from None
     fields: list[str] = []
     for key in ("reason_da", "reason_en"):
         try:
             fields += template_fields(spec[key], tuple(c for c in schema if c != "person"))
         except TemplateError as exc:
-            raise RuleError(f"{where}, key '{key}': {exc}") from None
+            raise RuleError(f"{where}, key '{key}': {exc}{hint}") from None
     cases = spec["tests"]
     if not isinstance(cases, list):
         raise RuleError(f"{where}, key 'tests': expected a list of cases, got {cases!r}")
@@ -324,13 +333,21 @@ def load_rules(source: Path | str | Iterable[Path | str] = RULES_DIR) -> RuleSet
     )
 
 
-def evaluate(ruleset: RuleSet, persons: pl.DataFrame, *, as_of: date | None = None) -> pl.DataFrame:
-    """One row per rule that fired for a person: person, rule_id, priority and the values it read.
+def evaluate(
+    ruleset: RuleSet, persons: pl.DataFrame, *, as_of: date | None = None, families: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """One row per rule that fired for a person: person, rule_id, priority, family and the values it read.
 
-    Given as_of, rules not yet valid on that day are left out.
+    A family rule is evaluated over one row per family, built from `families` (parent-child links)
+    and the members' rows; when it fires, every member gets a hit carrying the family's id and values.
+    Without links no family is known, so family rules fire for nobody. Given as_of, rules not yet
+    valid on that day are left out.
     """
     rules = [r for r in ruleset.rules if as_of is None or r.valid_from <= as_of]
-    needed = {"person", "target"} | {c for r in rules for c in r.value_columns}
+    person_rules = [r for r in rules if r.target != "family"]
+    family_rules = [r for r in rules if r.target == "family"] if families is not None else []
+    needed = {"person", "target"} | {c for r in person_rules for c in r.value_columns}
+    needed |= set(MEMBER_COLUMNS) if family_rules else set()
     missing = sorted(needed - set(persons.columns))
     if missing:
         raise RuleError(f"persons lack column(s) {missing} that the rules read; expected: {list(PERSON_SCHEMA)}")
@@ -343,8 +360,25 @@ def evaluate(ruleset: RuleSet, persons: pl.DataFrame, *, as_of: date | None = No
             pl.lit(rule.priority, dtype=pl.Int8).alias("priority"),
             *rule.value_columns,
         )
-        for rule in rules
+        for rule in person_rules
     ]
+    if family_rules:
+        missing = sorted({"parent", "child"} - set(families.columns))
+        if missing:
+            raise RuleError(f"families lack column(s) {missing}; expected parent-child pairs (parent, child)")
+        table, members = family_table(persons, families)
+        rows, members = table.lazy(), members.lazy()
+        per_rule += [
+            rows.filter(rule.fires())
+            .select(
+                "family",
+                pl.lit(rule.id).alias("rule_id"),
+                pl.lit(rule.priority, dtype=pl.Int8).alias("priority"),
+                *rule.value_columns,
+            )
+            .join(members, on="family")
+            for rule in family_rules
+        ]
     hits = pl.concat([_EMPTY_HITS.lazy(), *per_rule], how="diagonal_relaxed")
     return hits.sort("person", "priority", "rule_id").collect()
 

@@ -12,6 +12,8 @@ _YES_NO = {"da": {True: "ja", False: "nej"}, "en": {True: "yes", False: "no"}}
 _SEPARATORS = {"da": str.maketrans({",": ".", ".": ","}), "en": str.maketrans({})}
 # A unit belongs to the column, so a text never says "ukendt %"; Danish puts a space before %.
 _UNITS = {"school_absence_pct_90d": {"da": " %", "en": "%"}}
+# A flag number is looked up as written: "nr. 1234", never "nr. 1.234".
+_IDENTIFIERS = {"open_flag_id"}
 
 
 class TemplateError(ValueError):
@@ -56,6 +58,8 @@ def format_value(value: Any, language: str) -> str:
 
 def format_column(column: str, value: Any, language: str) -> str:
     """A column's value formatted, with the column's unit when it has one and the value is known."""
+    if column in _IDENTIFIERS and value is not None:
+        return str(value)
     text = format_value(value, language)
     return text + _UNITS[column][language] if value is not None and column in _UNITS else text
 

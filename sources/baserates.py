@@ -48,6 +48,9 @@ TARGETS: dict[str, Target] = {
     "evictions_per_capita_year": Target(2_000 / DENMARK, 0.50, True, "about 2,000 evictions a year"),
     "homeless_share": Target(6_000 / DENMARK, 0.50, True, "about 6,000 homeless"),
     "placements_with_parental_abuse": Target(0.5, 0.12, False, "about half of placements"),
+    # Statistics Denmark's origin groups (herkomst): the rest are persons of Danish origin.
+    "western_origin_share": Target(0.06, 0.015, False, "about 6% immigrants and descendants from Western countries"),
+    "non_western_origin_share": Target(0.09, 0.02, False, "about 9% from non-Western countries"),
 }
 
 
@@ -96,6 +99,8 @@ def measure(extracts: dict[str, pl.DataFrame], truth: pl.DataFrame, end: date) -
         "evictions_per_capita_year": in_window(extracts["evictions"].filter(pl.col("stage") == "executed")).height / YEARS / n,
         "homeless_share": open_on(extracts["homelessness"])["person_id"].n_unique() / n,
         "placements_with_parental_abuse": with_cause["family_abuse"].mean(),
+        "western_origin_share": (residents["origin_group"] == "western").mean(),
+        "non_western_origin_share": (residents["origin_group"] == "non_western").mean(),
     }
 
 

@@ -11,7 +11,7 @@ import yaml
 REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
 COLUMN_TYPES = ("str", "date", "float", "int")
 _SOURCE_KEYS = {
-    "title", "sector", "owner", "legal_basis", "retention_days", "file",
+    "title", "title_da", "sector", "owner", "legal_basis", "retention_days", "file",
     "keys", "event_date", "known_date", "columns",
 }
 _OPTIONAL_SOURCE_KEYS = {"version", "keep_real_id"}
@@ -54,6 +54,11 @@ class Source:
     version: str | None = None
     # The real CPR number is kept (encrypted store, caseworker view) only where a caseworker may need it.
     keep_real_id: bool = False
+    title_da: str = ""  # the registry file requires it; `title` is the English one
+
+    def title_in(self, language: str) -> str:
+        """The register's title in "da" or "en"."""
+        return self.title_da if language == "da" and self.title_da else self.title
 
     @property
     def column_names(self) -> list[str]:
@@ -101,6 +106,11 @@ def _source(name: str, spec: Any) -> Source:
     if unknown:
         allowed = sorted(_SOURCE_KEYS | _OPTIONAL_SOURCE_KEYS)
         raise RegistryError(f"source '{name}': unknown key(s) {sorted(unknown)}; allowed: {allowed}")
+    for key, language in (("title", "English"), ("title_da", "Danish")):
+        if not isinstance(spec[key], str) or not spec[key].strip():
+            raise RegistryError(
+                f"source '{name}', key '{key}': give the register's title in {language} as plain text, got {spec[key]!r}"
+            )
     if not str(spec["legal_basis"]).strip():
         raise RegistryError(f"source '{name}', key 'legal_basis': every source needs a legal basis")
     columns = tuple(_column(name, col, col_spec) for col, col_spec in spec["columns"].items())
@@ -116,7 +126,8 @@ def _source(name: str, spec: Any) -> Source:
         raise RegistryError(f"source '{name}', key 'version': '{version}' must name an int column")
     return Source(
         name=name,
-        title=spec["title"],
+        title=spec["title"].strip(),
+        title_da=spec["title_da"].strip(),
         sector=spec["sector"],
         owner=spec["owner"],
         legal_basis=spec["legal_basis"],

@@ -37,14 +37,24 @@ oracle) go to a separate ground-truth table, for evaluation only; the pipeline n
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 DISTRICTS = ("Nord", "Syd", "Øst", "Vest")
+# Statistics Denmark's "herkomst" in three groups: persons of Danish origin; immigrants and their
+# descendants from Western countries; from non-Western countries (national shares about 85/6/9 %).
+ORIGINS = ("danish", "western", "non_western")
+ORIGIN_SHARES = (0.85, 0.06, 0.09)
+# Long benefit spells are more common among non-Western households, as in the national labour-market
+# statistics: that is the only link between origin and risk. Origin is drawn from its own random
+# stream after everything else, so the simulation (and the hidden oracle) never reads it.
+NON_WESTERN_PRONE_RATIO = 1.8
 # Deprivation differs between districts; it raises the chance of household problems a little.
 DISTRICT_PROBLEM_FACTOR = np.array([1.3, 0.8, 1.0, 1.1])
 # The family team that holds a child's case, by school district (team ids of routing/teams.yaml).
@@ -54,6 +64,9 @@ STREETS = ("Ærøgade", "Søndre Allé", "Åboulevard", "Østerbrogade", "Nørre
 # Health-visitor visits at these ages in days (the Danish programme's first year), dental care yearly.
 HEALTH_VISIT_AGES = (7, 60, 120, 240, 330)
 FORMATS = ("parquet", "csv-dk")
+# Large municipalities are made in blocks of households of about this many residents, each written
+# before the next is made: the peak memory is one block's (about 1.5 GB), whatever the size.
+BLOCK_PERSONS = 250_000
 # Danish CSV exports come both ways; which source gets which is fixed so tests can rely on it.
 LATIN1_SOURCES = frozenset({"population", "school_absence", "notifications", "evictions", "police_contacts"})
 ID_LIKE = ("person_id", "parent_id", "child_id")
@@ -90,37 +103,110 @@ class Municipality:
 
     def write(self, out: Path, format: str = "parquet") -> Path:
         """Write extracts to out/extracts (Parquet, or Danish CSV) and the truth beside them, not among them."""
+        with _Sink(Path(out), format) as sink:
+            sink.add(self)
+        return sink.folder
+
+
+class _Sink:
+    """Extract files that blocks of a municipality are appended to, one block after another."""
+
+    def __init__(self, out: Path, format: str) -> None:
         if format not in FORMATS:
             raise ValueError(f"format {format!r} is not one of {', '.join(FORMATS)}")
-        folder = Path(out) / "extracts"
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, frame in self.extracts.items():
-            for stale in (folder / f"{name}.parquet", folder / f"{name}.csv"):
-                stale.unlink(missing_ok=True)
-            if format == "parquet":
-                frame.write_parquet(folder / f"{name}.parquet")
+        self.out, self.format = out, format
+        self.folder = out / "extracts"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.parquet: dict[str, pq.ParquetWriter] = {}
+        self.mess: dict[str, dict[str, int]] = {}
+        self.started: set[str] = set()
+
+    def __enter__(self) -> _Sink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for writer in self.parquet.values():
+            writer.close()
+        (self.out / "synth_mess.json").write_text(json.dumps(self.mess, indent=1, sort_keys=True), encoding="utf-8")
+
+    def _append_parquet(self, path: Path, frame: pl.DataFrame) -> None:
+        table = frame.to_arrow()
+        if path not in self.parquet:
+            self.parquet[path] = pq.ParquetWriter(path, table.schema)
+        self.parquet[path].write_table(table)
+
+    def add(self, town: Municipality) -> None:
+        for name, frame in town.extracts.items():
+            if name not in self.started:
+                for stale in (self.folder / f"{name}.parquet", self.folder / f"{name}.csv"):
+                    stale.unlink(missing_ok=True)
+            if self.format == "parquet":
+                self._append_parquet(self.folder / f"{name}.parquet", frame)
             else:
-                write_danish_csv(frame, folder / f"{name}.csv", latin1=name in LATIN1_SOURCES)
-        self.ground_truth.write_parquet(Path(out) / "ground_truth.parquet")
-        (Path(out) / "synth_mess.json").write_text(json.dumps(self.mess, indent=1, sort_keys=True), encoding="utf-8")
-        return folder
+                write_danish_csv(frame, self.folder / f"{name}.csv", latin1=name in LATIN1_SOURCES, append=name in self.started)
+            self.started.add(name)
+        self._append_parquet(self.out / "ground_truth.parquet", town.ground_truth)
+        for name, counts in town.mess.items():
+            mine = self.mess.setdefault(name, dict.fromkeys(counts, 0))
+            for fault, count in counts.items():
+                mine[fault] += count
 
 
-def write_danish_csv(frame: pl.DataFrame, path: Path, *, latin1: bool) -> None:
-    """CSV the way Danish systems export it: ';', decimal comma, DD-MM-YYYY, Latin-1 or UTF-8 with BOM."""
-    text = frame.write_csv(separator=";", date_format="%d-%m-%Y", decimal_comma=True, line_terminator="\r\n")
-    path.write_bytes(text.encode("cp1252") if latin1 else b"\xef\xbb\xbf" + text.encode("utf-8"))
+def write_danish_csv(frame: pl.DataFrame, path: Path, *, latin1: bool, append: bool = False) -> None:
+    """CSV the way Danish systems export it: ';', decimal comma, DD-MM-YYYY, Latin-1 or UTF-8 with BOM.
+
+    With append, the rows go after those already in the file, without a second header or BOM.
+    """
+    text = frame.write_csv(separator=";", date_format="%d-%m-%Y", decimal_comma=True, line_terminator="\r\n",
+                           include_header=not append)
+    data = text.encode("cp1252") if latin1 else (b"" if append else b"\xef\xbb\xbf") + text.encode("utf-8")
+    with path.open("ab" if append else "wb") as file:
+        file.write(data)
 
 
-def _cpr_ids(birth: np.ndarray, male: np.ndarray) -> pl.Series:
+class Numbering:
+    """The ids handed out so far. The blocks of one municipality share one, so that no two blocks
+    give out the same CPR number, household or record id; a fresh one starts every count at 0."""
+
+    FIRST_BIRTH = np.datetime64("1880-01-01", "D")
+
+    def __init__(self) -> None:
+        self.births = np.zeros(200 * 366, np.int64)  # CPR numbers given out per birth day since FIRST_BIRTH
+        self.next: dict[str, int] = {}
+
+    def take(self, prefix: str, count: int) -> int:
+        """The first of count consecutive numbers for ids starting with prefix."""
+        first = self.next.get(prefix, 0)
+        self.next[prefix] = first + count
+        return first
+
+    def born(self, birth: np.ndarray) -> np.ndarray:
+        """How many were given out before on each birth day, then count these births as given out."""
+        day = (birth.astype("datetime64[D]") - self.FIRST_BIRTH).astype(np.int64)
+        before = self.births[day]
+        self.births += np.bincount(day, minlength=len(self.births))
+        return before
+
+
+def _cpr_ids(birth: np.ndarray, male: np.ndarray, numbering: Numbering) -> pl.Series:
     """CPR-like ids DDMMYY-SSSS, unique, with the last digit odd for men as in the real register."""
     frame = pl.DataFrame({"birth": birth, "male": male}).with_columns(nth=pl.int_range(pl.len()).over("birth"))
-    serial = 1000 + 2 * frame["nth"] + frame["male"].cast(pl.Int64)
+    serial = 1000 + 2 * (frame["nth"] + numbering.born(birth)) + frame["male"].cast(pl.Int64)
     return frame.select(pl.col("birth").dt.strftime("%d%m%y") + "-" + serial.cast(pl.String).str.zfill(4)).to_series()
 
 
-def _households(rng: np.random.Generator, spec: SynthSpec) -> pl.DataFrame:
-    """One row per resident: household, role, age, sex, district and hidden household problems."""
+def _origins(rng: np.random.Generator, prone: np.ndarray) -> np.ndarray:
+    """Each household's origin group (index into ORIGINS), at the national shares overall."""
+    _, western, non_western = ORIGIN_SHARES
+    # Solve for the base rate so that the prone households' higher share keeps the overall share.
+    base = non_western / (1 + (NON_WESTERN_PRONE_RATIO - 1) * prone.mean()) if len(prone) else non_western
+    p_non_western = np.where(prone, NON_WESTERN_PRONE_RATIO * base, base)
+    draw = rng.random(len(prone))
+    return np.where(draw < p_non_western, 2, np.where(draw < p_non_western + western, 1, 0))
+
+
+def _households(rng: np.random.Generator, spec: SynthSpec, origin_rng: np.random.Generator) -> pl.DataFrame:
+    """One row per resident: household, role, age, sex, district, origin and hidden household problems."""
     children_wanted = int(0.2 * spec.persons)
     kids_per_family = rng.choice([1, 2, 3], p=[0.40, 0.42, 0.18], size=max(1, children_wanted))
     kids_per_family = kids_per_family[np.cumsum(kids_per_family) <= max(1, children_wanted)]
@@ -157,6 +243,7 @@ def _households(rng: np.random.Generator, spec: SynthSpec) -> pl.DataFrame:
         "street": rng.integers(0, len(STREETS), n_house),
         "number": rng.integers(1, 180, n_house),
     })
+    houses = houses.with_columns(origin_group=pl.Series(np.array(ORIGINS)[_origins(origin_rng, prone)]))
     fam = np.arange(n_families)
     oldest = rng.integers(0, 18, n_families)
     kid_house = np.repeat(fam, kids_per_family)
@@ -201,10 +288,16 @@ class _Rows:
         return np.concatenate([p[i] for p in self.parts]) if self.parts else np.array([], empty_dtype)
 
 
-def generate(spec: SynthSpec) -> Municipality:
-    """Make the whole municipality for spec, deterministically from its seed."""
-    rng = np.random.default_rng(spec.seed)
-    people = _households(rng, spec)
+def generate(spec: SynthSpec, *, block: int = 0, numbering: Numbering | None = None, oracle: bool = True) -> Municipality:
+    """Make the whole municipality for spec, deterministically from its seed.
+
+    A large municipality is made as blocks of households (see write_municipality): block picks the
+    block's own random streams (block 0 is the municipality of spec's seed), numbering keeps the
+    blocks' ids apart. Without oracle the weekly true risks are not kept, only the last week's.
+    """
+    numbering = numbering or Numbering()
+    rng = np.random.default_rng(spec.seed if block == 0 else np.random.SeedSequence(spec.seed, spawn_key=(block,)))
+    people = _households(rng, spec, np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(block, 1))))
     n = people.height
     end = np.datetime64(spec.end, "D")
     start = np.datetime64(spec.start, "D")
@@ -215,7 +308,7 @@ def generate(spec: SynthSpec) -> Municipality:
     birth = end - people["age_days_at_end"].to_numpy().astype("timedelta64[D]")
     birth_d = _day(birth)
     male = people["male"].to_numpy()
-    ids = _cpr_ids(birth, male)
+    ids = _cpr_ids(birth, male, numbering)
     people = people.with_columns(person_id=ids, birth_date=pl.Series(birth))
 
     role = people["role"].to_numpy()
@@ -354,6 +447,8 @@ def generate(spec: SynthSpec) -> Municipality:
 
         hazard = _escalation_hazard(kid_strain, kid_recent)
         oracle_weeks.append((kids, week, (1 - np.power(1 - hazard, 52)).astype(np.float32)))
+        if not oracle:
+            del oracle_weeks[:-1]
         started = ~(measure_until[kids] > week) & chance(hazard, len(kids))
         starts, start_strain = kids[started], kid_strain[started]
         # Support is granted after an investigation; where none ran lately, one is opened first.
@@ -416,24 +511,52 @@ def generate(spec: SynthSpec) -> Municipality:
         "person_id": ids.gather(np.concatenate([k for k, _, _ in oracle_weeks])),
         "week": pl.Series(np.concatenate([np.full(len(k), w, np.int32) for k, w, _ in oracle_weeks])).cast(pl.Date),
         "oracle_risk_12m": np.concatenate([r for _, _, r in oracle_weeks]),
-    })
-    oracle = np.zeros(n)
-    oracle[kids] = oracle_weeks[-1][2] if oracle_weeks else 0.0
+    }) if oracle else None
+    true_risk = np.zeros(n)
+    true_risk[kids] = oracle_weeks[-1][2] if oracle_weeks else 0.0
     resident_end = (moved_in <= day_end) & ~((out_at <= day_end) & (back_at > day_end)) & (death > day_end)
     residents = {name: _date(a) for name, a in (("moved_in", moved_in), ("out_at", out_at), ("back_at", back_at), ("death", death))}
-    extracts = _extracts(rng, people, spec, rows, residents, substance)
+    people = people.with_columns(pl.col("household") + numbering.take("H", n_house))
+    extracts = _extracts(rng, people, spec, rows, residents, substance, numbering)
     extracts, mess = _make_mess(rng, extracts, spec)
     truth = people.select(
-        "person_id", "household", "role", "district", "family_abuse", "family_alcohol", "family_drugs",
+        "person_id", "household", "role", "district", "origin_group", "family_abuse", "family_alcohol", "family_drugs",
         "family_mental", "family_prone", "abuser",
     ).with_columns(
         mentally_ill=pl.Series(ill),
         teen_behaviour=pl.Series(teen_behaviour),
         strain_at_end=pl.Series(strain),
         resident_at_end=pl.Series(resident_end),
-        oracle_risk_12m=pl.when(pl.Series(is_child)).then(pl.Series(oracle)),
+        oracle_risk_12m=pl.when(pl.Series(is_child)).then(pl.Series(true_risk)),
     )
     return Municipality(extracts=extracts, ground_truth=truth, mess=mess, oracle=oracle_frame)
+
+
+def blocks(persons: int, block_persons: int = BLOCK_PERSONS) -> list[int]:
+    """Residents per block: as few blocks as hold them, as even as can be."""
+    if persons < 1 or block_persons < 1:
+        raise ValueError(f"persons and block_persons must be at least 1, got {persons} and {block_persons}")
+    count = -(-persons // block_persons)
+    return [persons // count + (i < persons % count) for i in range(count)]
+
+
+def write_municipality(spec: SynthSpec, out: Path, format: str = "parquet", *, block_persons: int = BLOCK_PERSONS,
+                       on_block: Callable[[int, int], None] | None = None) -> Path:
+    """Generate spec block by block and append each block to the extract files as soon as it is made.
+
+    Each block is a set of households with its own random streams and its own ids (nobody moves
+    between blocks), so memory stays that of one block whatever spec.persons is. With one block
+    (spec.persons <= block_persons) the files are exactly those of generate(spec).write(out, format).
+    on_block(done, blocks) is called after each block is written.
+    """
+    numbering = Numbering()
+    sizes = blocks(spec.persons, block_persons)
+    with _Sink(Path(out), format) as sink:
+        for block, persons in enumerate(sizes):
+            sink.add(generate(replace(spec, persons=persons), block=block, numbering=numbering, oracle=False))
+            if on_block is not None:
+                on_block(block + 1, len(sizes))
+    return sink.folder
 
 
 NEVER = 1_000_000_000  # a day number no history reaches
@@ -459,9 +582,9 @@ def _escalation_hazard(strain: np.ndarray, notifications_last_year: np.ndarray) 
     return np.clip(0.00030 * np.exp(1.0 * strain + 0.3 * np.minimum(notifications_last_year, 4)), 0, 0.2)
 
 
-def _coded(prefix: str, count: int, width: int = 7) -> pl.Series:
-    """Record ids like U0000042: a prefix and a zero-padded serial number."""
-    return pl.select(pl.lit(prefix) + pl.int_range(count, dtype=pl.Int64).cast(pl.String).str.zfill(width)).to_series()
+def _coded(prefix: str, count: int, width: int = 7, first: int = 0) -> pl.Series:
+    """Record ids like U0000042: a prefix and a zero-padded serial number, counting from first."""
+    return pl.select(pl.lit(prefix) + pl.int_range(first, first + count, dtype=pl.Int64).cast(pl.String).str.zfill(width)).to_series()
 
 
 def _after(rng: np.random.Generator, days: np.ndarray, low: int, high: int) -> np.ndarray:
@@ -469,7 +592,7 @@ def _after(rng: np.random.Generator, days: np.ndarray, low: int, high: int) -> n
     return days + rng.integers(low, high + 1, len(days)).astype("timedelta64[D]")
 
 
-def _extracts(rng, people, spec, rows, residents, substance) -> dict[str, pl.DataFrame]:
+def _extracts(rng, people, spec, rows, residents, substance, numbering: Numbering) -> dict[str, pl.DataFrame]:
     ids = people["person_id"]
     birth = people["birth_date"].to_numpy().astype("datetime64[D]")
     start = np.datetime64(spec.start, "D")
@@ -501,8 +624,9 @@ def _extracts(rng, people, spec, rows, residents, substance) -> dict[str, pl.Dat
         "birth_date": birth,
         "sex": np.where(people["male"].to_numpy(), "M", "F"),
         "address": address,
-        "household_id": _coded("H", int(household.max()) + 1).gather(household),
+        "household_id": pl.select(pl.lit("H") + pl.Series(household).cast(pl.String).str.zfill(7)).to_series(),
         "district": people["district"].to_numpy(),
+        "origin_group": people["origin_group"].to_numpy(),
         "event_date": first_seen,
     }, (0, 5))
 
@@ -546,13 +670,13 @@ def _extracts(rng, people, spec, rows, residents, substance) -> dict[str, pl.Dat
                  np.where(age < 12, rng.choice(["school", "hospital", "relative", "anonymous"], p=[0.65, 0.1, 0.15, 0.1], size=len(age)),
                           rng.choice(["school", "police", "hospital", "relative"], p=[0.45, 0.35, 0.1, 0.1], size=len(age)))))
     notes = frame({
-        "notification_id": _coded("U", len(n_idx)),
+        "notification_id": _coded("U", len(n_idx), first=numbering.take("U", len(n_idx))),
         "person_id": ids.gather(n_idx), "notifier": notifier, "event_date": n_date,
     }, (0, 3))
 
     i_idx = rows["investigations"].column(0)
     investigations = frame({
-        "investigation_id": _coded("B", len(i_idx)),
+        "investigation_id": _coded("B", len(i_idx), first=numbering.take("B", len(i_idx))),
         "person_id": ids.gather(i_idx), "event_date": rows["investigations"].column(1, "datetime64[D]"),
     }, (0, 7))
 
@@ -584,13 +708,13 @@ def _extracts(rng, people, spec, rows, residents, substance) -> dict[str, pl.Dat
     pol = rows["police"]
     pol_idx = pol.column(0)
     police = frame({
-        "report_id": _coded("P", len(pol_idx)),
+        "report_id": _coded("P", len(pol_idx), first=numbering.take("P", len(pol_idx))),
         "person_id": ids.gather(pol_idx), "role": pol.column(2, str), "event_date": pol.column(1, "datetime64[D]"),
     }, (1, 21))
 
     e = rows["notices"]
     e_idx, executed = e.column(0), e.column(2, bool)
-    case = _coded("F", len(e_idx), 6)
+    case = _coded("F", len(e_idx), 6, first=numbering.take("F", len(e_idx)))
     arrears = np.round(rng.lognormal(9.6, 0.6, len(e_idx)), 2)
     ex = np.nonzero(executed)[0]
     evictions = frame({

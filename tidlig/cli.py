@@ -102,19 +102,21 @@ def synth(
     format: Annotated[str, typer.Option("--format", help="parquet, or csv-dk (';', decimal comma, DD-MM-YYYY, Latin-1 or UTF-8 with BOM).")] = "parquet",
     config: ConfigOption = None,
 ) -> None:
-    """Generate a synthetic municipality: register extracts plus a hidden ground-truth file."""
-    from sources.synth import FORMATS, SynthSpec, generate
+    """Generate a synthetic municipality: register extracts plus a hidden ground-truth file.
+
+    Large municipalities are made in blocks of households, each written before the next is made,
+    so memory stays bounded (all of Denmark, 6,000,000 residents, fits in a few GB).
+    """
+    from sources.synth import FORMATS, SynthSpec, blocks, write_municipality
 
     cfg = _config(config)
     if format not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     from tidlig.progress import progress
 
-    with progress(f"Generating {persons:,} residents", total=2) as step:
-        town = generate(SynthSpec(persons=persons, seed=seed, start=cfg.synth.start, end=cfg.synth.end, mess=mess))
-        step(f"Writing {len(town.extracts)} extracts ({format})")
-        folder = town.write(out, format)
-        step()
+    spec = SynthSpec(persons=persons, seed=seed, start=cfg.synth.start, end=cfg.synth.end, mess=mess)
+    with progress(f"Generating {persons:,} residents ({format})", total=len(blocks(persons))) as step:
+        folder = write_municipality(spec, out, format, on_block=lambda done, total: step())
     typer.echo(f"Wrote extracts to {folder} and the ground truth (for evaluation only) to {out / 'ground_truth.parquet'}")
 
 
@@ -390,6 +392,34 @@ def serve(
     uvicorn.run("web.app:app_from_environment", factory=True, host=host, port=port, workers=workers, proxy_headers=True, access_log=False)
 
 
+@app.command()
+def stack(
+    database_url: Annotated[Optional[str], typer.Option(help="The Tidlig store, a postgresql+psycopg:// URL (default: TIDLIG_DATABASE_URL).")] = None,
+    host: Annotated[str, typer.Option(help="Address every service listens on.")] = "127.0.0.1",
+    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server (UI and API).")] = 4200,
+    mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow tracking server.")] = 5000,
+    web_port: Annotated[int, typer.Option(help="Port of the web app.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Prefect workers on the process pool (each runs flows as they come).")] = 1,
+    insecure_cookies: Annotated[bool, typer.Option("--insecure-cookies", help="Let the web app's session cookies travel over plain HTTP: only without a TLS proxy in front, to try it locally.")] = False,
+    startup_timeout: Annotated[float, typer.Option(min=10, help="Seconds every service gets to answer before the stack gives up.")] = 180.0,
+    config: ConfigOption = None,
+) -> None:
+    """Run the production setup on this machine: Prefect server, deployments, workers, MLflow server and web app on one PostgreSQL store; Ctrl+C stops all."""
+    from tidlig import settings
+    from tidlig.settings import ConfigError
+    from tidlig.stack import StackError, StackOptions, run
+
+    options = StackOptions(
+        database_url=database_url or settings.database_url(), home=settings.home(), host=host, prefect_port=prefect_port,
+        mlflow_port=mlflow_port, web_port=web_port, workers=workers, config=config, insecure_cookies=insecure_cookies,
+        startup_timeout=startup_timeout,
+    )
+    try:
+        run(options)
+    except (StackError, ConfigError) as exc:
+        _fail(str(exc))
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="Login name, e.g. mette.h (letters, digits, . _ -).")],
@@ -415,6 +445,28 @@ def users_add(
     except AccountError as exc:
         _fail(str(exc))
     typer.echo(f"Created {user.role} {user.username}" + (f" in team {user.team}." if user.team else "."))
+
+
+db_app = typer.Typer(help="The casework database (TIDLIG_DATABASE_URL).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("grant-app-role")
+def db_grant_app_role(
+    role: Annotated[str, typer.Argument(help="An existing PostgreSQL login role for the web app, e.g. tidlig_web.")],
+) -> None:
+    """Let a PostgreSQL login role run the web app: read and write the casework tables, but only read and append to the audit log.
+
+    Run it as the tables' owner (TIDLIG_DATABASE_URL), then start the web app with a URL for ROLE. The database itself refuses ROLE any update, delete or truncate of audit rows.
+    """
+    from casework.store import grant_app_role
+
+    try:
+        statements = grant_app_role(_store().engine, role)
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo("\n".join(statements))
+    typer.echo(f"Role {role} can now run the web app; it can read and append to the audit log, never change it.")
 
 
 # The model registry and fairness commands live in their own module (only typer is imported there).

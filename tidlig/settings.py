@@ -87,12 +87,14 @@ class Config(_Section):
 
 
 def load_config(path: Path | None = None) -> Config:
-    """Read a config file (default: the embedded defaults) and check every section and key."""
-    path = path or DEFAULTS_FILE
+    """Read a config file (default: TIDLIG_CONFIG, else the embedded defaults) and check every section and key."""
+    # Scheduled runs get no --config: the environment names the operator's file for every process.
+    named_by = "--config" if path else "TIDLIG_CONFIG"
+    path = path or os.environ.get("TIDLIG_CONFIG") or DEFAULTS_FILE
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; pass an existing file or leave --config out") from None
+        raise ConfigError(f"config file {path} (from {named_by}) does not exist; name an existing file or leave {named_by} out") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     try:

@@ -22,6 +22,7 @@ from audit.events import CPR_PATTERN, AccessRequestExported, jsonable
 from audit.log import append
 from casework.store import Store
 from web import queries
+from web.i18n import register_title
 from web.auth import Viewer, accounts, require, require_form
 from web.flags import sources_behind, split_reason
 from web.templating import render
@@ -86,6 +87,11 @@ def access_report(store: Store, request: Request, person: str) -> dict[str, Any]
                 rules_version=flag.rules_version,
                 reasons=[asdict(reason) for reason in flag.reasons],
                 sources=[asdict(use) for use in sources_behind(flag)],
+                # The register rows behind the reasons and signals: which register, when, known when.
+                evidence=[
+                    dict(row, title_da=register_title(row["source"], "da"), title_en=register_title(row["source"], "en"))
+                    for row in flag.evidence
+                ],
                 decisions=[
                     dict(decision=d.decision, reason=split_reason(d.reason)[1], reason_code=split_reason(d.reason)[0],
                          by=d.by, at=d.at, defer_until=d.defer_until)
@@ -154,7 +160,8 @@ def _registers() -> list[dict[str, str]]:
         from sources.registry import load_registry
 
         return [
-            dict(name=s.name, title=s.title, sector=s.sector, owner=s.owner, legal_basis=s.legal_basis)
+            dict(name=s.name, title_da=s.title_in("da"), title_en=s.title_in("en"), sector=s.sector, owner=s.owner,
+                 legal_basis=s.legal_basis)
             for s in load_registry().values()
         ]
     except Exception:  # the export must still be made if the registry file is being edited

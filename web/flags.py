@@ -54,7 +54,8 @@ def flag_list(
         as_of=_date_or_none(as_of),
         include_queued=viewer.role == "teamlead" and queue == "1",
     )
-    listing = queries.worklist(store(request).engine, team.id, page=page, **filters)
+    today = datetime.now(LOCAL_ZONE).date()
+    listing = queries.worklist(store(request).engine, team.id, page=page, today=today, **filters)
     if listing.rows:
         with store(request).engine.begin() as conn:
             persons = list(dict.fromkeys(member for row in listing.rows for member in row.members))
@@ -70,6 +71,7 @@ def flag_list(
         targets=TARGETS,
         chosen=dict(status=status if status in statuses else "", target=target, priority=priority, as_of=as_of, queue=queue == "1"),
         query_without_page=_query_without_page(request),
+        today=today,
     )
 
 
@@ -147,6 +149,7 @@ def _detail_page(
     status_code: int = 200,
 ) -> Response:
     language = i18n.language_of(request)
+    today = datetime.now(LOCAL_ZONE).date()
     return render(
         request,
         "flag.html",
@@ -155,13 +158,15 @@ def _detail_page(
         team=accounts(request).get_team(flag.team),
         signals=signals(flag, language),
         sources=sources_behind(flag),
+        evidence_of=lambda person, names: evidence_of(flag, person, names),
+        today=today,
         notes=accounts(request).list_notes([flag.id]),
         names=_display_names(request),
         reason_codes=REASON_CODES,
         message=message,
         errors=errors or {},
         form=form or {},
-        tomorrow=(datetime.now(LOCAL_ZONE).date() + timedelta(days=1)).isoformat(),
+        tomorrow=(today + timedelta(days=1)).isoformat(),
         split_reason=split_reason,
     )
 
@@ -194,6 +199,7 @@ class Signal:
 
     feature: str
     text: str
+    person: str | None = None  # the family member it is about, when not the flag's person
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,8 @@ class SourceUse:
     """A register a flag's signals were computed from, and the period looked at."""
 
     name: str
-    title: str
+    title_da: str
+    title_en: str
     sector: str
     owner: str
     legal_basis: str
@@ -215,7 +222,7 @@ def signals(flag: Flag, language: str) -> list[Signal]:
     carried = getattr(flag, "signals", None)
     if carried:
         key = "text_en" if language == "en" else "text_da"
-        return [Signal(s.get("feature", ""), s.get(key) or s.get("text_da", "")) for s in carried[:MAX_SIGNALS]]
+        return [Signal(s.get("feature", ""), s.get(key) or s.get("text_da", ""), s.get("person")) for s in carried[:MAX_SIGNALS]]
     from features.texts import say
     from rules.texts import format_column
 
@@ -242,9 +249,15 @@ def signals(flag: Flag, language: str) -> list[Signal]:
     return found[:MAX_SIGNALS]
 
 
+def evidence_of(flag: Flag, person: str | None, features: Any) -> list[dict]:
+    """The flag's stored source rows about a person (the flag's own when None) for the named features."""
+    person, wanted = person or flag.person, set(features)
+    return [row for row in flag.evidence if row["person"] == person and row["feature"] in wanted]
+
+
 def sources_behind(flag: Flag) -> list[SourceUse]:
     """The registers behind the features in the flag's reasons, each with the window looked at."""
-    catalogue, registry = _catalogue(), _registry()
+    catalogue, registry = _catalogue(), i18n.registry()
     windows: dict[str, list[Any]] = {}
     for reason in flag.reasons:
         for name in reason.values:
@@ -261,7 +274,8 @@ def sources_behind(flag: Flag) -> list[SourceUse]:
         uses.append(
             SourceUse(
                 source_name,
-                source.title if source else source_name,
+                source.title_in("da") if source else source_name,
+                source.title_in("en") if source else source_name,
                 source.sector if source else "",
                 source.owner if source else "",
                 source.legal_basis if source else "",
@@ -276,7 +290,7 @@ def sources_behind(flag: Flag) -> list[SourceUse]:
 def warm_up() -> None:
     """Read the feature catalogue and source registry now, so no caseworker's first page waits for it."""
     _catalogue()
-    _registry()
+    i18n.registry()
 
 
 @lru_cache(maxsize=1)
@@ -284,16 +298,6 @@ def _catalogue() -> dict[str, Any]:
     from features.catalogue import CATALOGUE
 
     return {feature.name: feature for feature in CATALOGUE}
-
-
-@lru_cache(maxsize=1)
-def _registry() -> dict[str, Any]:
-    from sources.registry import load_registry
-
-    try:
-        return load_registry()
-    except Exception:  # a broken registry file must not hide why a person was flagged
-        return {}
 
 
 def _display_names(request: Request) -> dict[str, str]:

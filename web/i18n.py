@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -104,6 +105,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "target.adult": ("Voksen", "Adult"),
     "target.family": ("Familie", "Family"),
     "status.suppressed": ("Frasorteret", "Suppressed"),
+    "flags.due_again": ("Udsat til {date} – nu aktuel igen", "Deferred until {date} – due again now"),
     "flag.reason_person": ("Gælder familiemedlem", "Concerns family member"),
     "flag.suppressed": (
         "Markeringen blev holdt uden for teamets liste af en frasorteringsregel:",
@@ -145,6 +147,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "flag.owner": ("Dataejer", "Data owner"),
     "flag.legal_basis": ("Retsgrundlag", "Legal basis"),
     "flag.signal": ("Signal", "Signal"),
+    "flag.evidence": ("Registreringerne bag ({count})", "The records behind this ({count})"),
+    "flag.register": ("Register", "Register"),
+    "flag.event_date": ("Hændelsesdato", "Event date"),
+    "flag.known_date": ("Kendt af kommunen", "Known to the municipality"),
     "flag.history": ("Beslutninger", "Decisions"),
     "flag.no_decisions": ("Der er endnu ikke truffet en beslutning.", "No decision has been made yet."),
     "flag.decide": ("Din beslutning", "Your decision"),
@@ -385,6 +391,23 @@ SECTOR_TEXTS: dict[str, tuple[str, str]] = {
     "employment": ("Beskæftigelse", "Employment"),
     "housing": ("Bolig", "Housing"),
 }
+
+
+def register_title(name: str, language: str) -> str:
+    """A register's title in the language; its name when the registry cannot be read."""
+    source = registry().get(name)
+    return source.title_in(language) if source else name
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, Any]:
+    """The source registry, read once."""
+    from sources.registry import load_registry
+
+    try:
+        return load_registry()
+    except Exception:  # a broken registry file must not hide why a person was flagged
+        return {}
 
 
 def text(key: str, language: str, **values: Any) -> str:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from audit.log import Entry, audit_events
-from casework.store import FLAG_STATUSES, decisions, flags, runs
+from casework.store import FLAG_STATUSES, LOCAL_ZONE, decisions, flags, runs
 
 PAGE_SIZE = 50
 AUDIT_PAGE_SIZE = 100
@@ -37,6 +37,11 @@ class FlagRow:
     main_reason: dict[str, Any]
     reason_count: int
     members: tuple[str, ...]  # everyone the flag is about: a family's members, or the one person
+    deferred_until: date | None = None
+
+    def due_again(self, today: date) -> bool:
+        """True when the flag was deferred to a date that has come: it is open again."""
+        return self.status == "deferred" and self.deferred_until is not None and self.deferred_until <= today
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,13 @@ def worklist(
     as_of: date | None = None,
     include_queued: bool = False,
     page: int = 1,
+    today: date | None = None,
 ) -> Worklist:
-    """A team's flags in priority order (most urgent first, newest run first, then rank), one page."""
+    """A team's flags in priority order (most urgent first, newest run first, then rank), one page.
+
+    A flag deferred to a date that has come (today, the caseworker's date) counts as open again.
+    """
+    today = today or datetime.now(LOCAL_ZONE).date()
     conditions = [flags.c.team == team]
     if status is not None and status not in FLAG_STATUSES:
         raise ValueError(f"unknown flag status {status!r}; use one of: {', '.join(FLAG_STATUSES)}")
@@ -108,7 +118,7 @@ def worklist(
         conditions.append(flags.c.as_of == as_of)
     with engine.connect() as conn:
         total = conn.execute(
-            sa.select(sa.func.count()).select_from(flags).where(*conditions, flags.c.status.in_(statuses))
+            sa.select(sa.func.count()).select_from(flags).where(*conditions, sa.or_(*(_status_is(s, today) for s in statuses)))
         ).scalar_one()
         pages = max(1, -(-total // PAGE_SIZE))
         page = min(max(page, 1), pages)
@@ -117,7 +127,7 @@ def worklist(
         # took a third of a second on a million flags; each slice reads only the rows it needs.
         slices = [
             sa.select(*_row_columns())
-            .where(*conditions, flags.c.status == one)
+            .where(*conditions, _status_is(one, today))
             .order_by(*_worklist_order(flags.c))
             .limit(offset + PAGE_SIZE)
             .subquery()
@@ -180,7 +190,12 @@ def team_load(engine: Engine, team: str) -> TeamLoad:
                 .group_by(decisions.c.decision)
             ).all()
         )
-    return TeamLoad(latest, in_capacity, queued, by_status.get("open", 0), by_status.get("deferred", 0), decided, queue)
+        today = datetime.now(LOCAL_ZONE).date()
+        due = conn.execute(  # deferrals that have ended count as open
+            sa.select(sa.func.count()).where(flags.c.team == team, flags.c.status == "deferred", flags.c.deferred_until <= today)
+        ).scalar_one()
+    open_total, deferred = by_status.get("open", 0) + due, by_status.get("deferred", 0) - due
+    return TeamLoad(latest, in_capacity, queued, open_total, deferred, decided, queue)
 
 
 def search_audit(
@@ -251,6 +266,16 @@ def mentions(payload: dict[str, Any], person: str) -> bool:
     return payload.get("person") == person or person in (payload.get("persons") or ())
 
 
+def _status_is(status: str, today: date) -> Any:
+    # A deferral ends by its date alone: no job has to reopen the flag.
+    due = sa.and_(flags.c.status == "deferred", flags.c.deferred_until <= today)
+    if status == "open":
+        return sa.or_(flags.c.status == "open", due)
+    if status == "deferred":
+        return sa.and_(flags.c.status == "deferred", sa.or_(flags.c.deferred_until.is_(None), flags.c.deferred_until > today))
+    return flags.c.status == status
+
+
 def _worklist_order(columns: Any) -> list[Any]:
     # Capacity list before queue, most urgent first, newest run first, then the routing's rank.
     return [columns.queued, columns.priority, columns.as_of.desc(), columns.rank, columns.id]
@@ -259,17 +284,18 @@ def _worklist_order(columns: Any) -> list[Any]:
 def _row_columns() -> list[sa.Column]:
     return [
         flags.c.id, flags.c.as_of, flags.c.person, flags.c.target, flags.c.priority, flags.c.rank,
-        flags.c.queued, flags.c.status, flags.c.score, flags.c.reasons,
+        flags.c.queued, flags.c.status, flags.c.score, flags.c.reasons, flags.c.deferred_until,
     ]
 
 
 def _flag_row(row: sa.Row) -> FlagRow:
     reasons = row.reasons if isinstance(row.reasons, list) else json.loads(row.reasons)
     main = min(reasons, key=lambda reason: reason.get("priority", 9)) if reasons else {}
-    members = tuple(dict.fromkeys([row.person, *(r["person"] for r in reasons if r.get("person"))]))
+    # A family rule's reason names its members instead of one person.
+    members = tuple(dict.fromkeys([row.person, *(m for r in reasons for m in ([r["person"]] if r.get("person") else r.get("members", ())))]))
     return FlagRow(
         row.id, row.as_of, row.person, row.target, row.priority, row.rank, bool(row.queued), row.status, row.score,
-        main, len(reasons), members,
+        main, len(reasons), members, row.deferred_until,
     )
 
 

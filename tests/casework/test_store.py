@@ -298,3 +298,28 @@ def test_concurrent_views_and_decisions_keep_the_chain(store, run):
     result = verify(store.engine)
     assert result.ok, result.problem
     assert result.checked == 1 + 8 + 8 + 8  # run started, created, viewed, decided
+
+
+def test_a_flag_keeps_its_evidence_with_dates_and_nothing_else(store, run):
+    row = dict(person="P1", feature="notifications_365d", source="notifications",
+               event_date=date(2026, 9, 2), known_date=date(2026, 9, 20))
+    with_rows, without = store.save_flags(run, [draft("P1"), draft("P2", rank=2)], evidence={"P1": [row]})
+
+    assert store.get_flag(with_rows, viewer="Mette", purpose="review").evidence == (row,)
+    assert store.get_flag(without, viewer="Mette", purpose="review").evidence == ()
+    with pytest.raises(ValueError, match="use exactly: person, feature, source, event_date, known_date"):
+        store.save_flags(run, [draft("P3", rank=3)], evidence={"P3": [dict(row, notifier="school")]})
+
+
+def test_a_deferral_ends_on_its_date_and_a_new_decision_clears_it(store, run):
+    [flag_id] = store.save_flags(run, [draft("P1")])
+    store.decide(flag_id, "defer", reason="venter på skolens udtalelse", by="Jonas", defer_until=LATER)
+
+    flag = store.get_flag(flag_id, viewer="Jonas", purpose="follow-up")
+    assert flag.deferred_until == LATER
+    assert not flag.due_again(LATER - timedelta(days=1))
+    assert flag.due_again(LATER) and flag.due_again(LATER + timedelta(days=1))
+
+    store.decide(flag_id, "accept", reason=None, by="Jonas")
+    accepted = store.get_flag(flag_id, viewer="Jonas", purpose="follow-up")
+    assert accepted.deferred_until is None and not accepted.due_again(LATER)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import polars as pl
 import pytest
 
 from casework.store import Store
@@ -11,6 +12,7 @@ from routing.flags import FlagDraft, Reason, Suppression
 from routing.suppression import HISTORY_SCHEMA
 
 AS_OF = date(2026, 11, 1)
+SUPPRESSED = Suppression("suppress-deceased", "Død", "Deceased", "Død ifølge CPR", "Deceased according to the CPR register", {"deceased": True})
 
 
 @pytest.fixture
@@ -53,3 +55,20 @@ def test_decision_history_has_one_row_per_person_the_flag_was_about(store):
     rows = {(r["person"], r["decision"], r["priority"]) for r in history.iter_rows(named=True)}
     assert rows == {("P1", "dismiss", 2), ("K1", "defer", 3), ("M1", "defer", 3)}
     assert store.decision_history(date.today() - timedelta(days=400)).is_empty()
+
+
+def test_decision_history_names_flags_still_open_for_every_member_but_not_decided_suppressed_or_tonights(store):
+    family_rule = Reason("family-several-children-notified", "x", "x", "x", "x", 2, {"children": 2}, None, ("K1", "K2", "M1"))
+    [open_family, decided, _] = store.save_flags(
+        "run-1", [draft("K1", reasons=(family_rule,), priority=2), draft("P1"), draft("P2", suppressed_by=(SUPPRESSED,))]
+    )
+    store.decide(decided, "accept", reason=None, by="Mette")
+    history = store.decision_history(AS_OF + timedelta(days=1))
+    still_open = history.filter(pl.col("decision").is_null())
+    assert sorted(still_open.select("person", "flag_id", "flag_as_of", "priority").rows()) == [
+        ("K1", open_family, AS_OF, 2), ("K2", open_family, AS_OF, 2), ("M1", open_family, AS_OF, 2),
+    ]
+    decisions = store.decision_history(date.today()).filter(pl.col("decision").is_not_null())
+    assert decisions.select("person", "decision", "flag_id").rows() == [("P1", "accept", decided)]
+    # A rerun of the flags' own night sees no earlier open flag.
+    assert store.decision_history(AS_OF).filter(pl.col("decision").is_null()).is_empty()

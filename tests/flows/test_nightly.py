@@ -65,6 +65,22 @@ def test_flags_are_routed_with_reasons_in_plain_words(nightly_run):
     assert teams <= {"sundhedsplejen", "familie-nord", "familie-syd", "familie-oest", "familie-vest", "voksen", "jobcenter"}
 
 
+def test_flags_carry_the_source_rows_their_counts_were_made_of(nightly_run):
+    from features.catalogue import CATALOGUE
+
+    home, _, _, _ = nightly_run
+    counts = {f.name for f in CATALOGUE if f.agg == "count" and f.of == "self"}
+    checked = 0
+    for flag in _store(home).list_flags(as_of=AS_OF):
+        for reason in flag.reasons:
+            for name in counts & set(reason.values):
+                rows = [e for e in flag.evidence if e["feature"] == name and e["person"] == (reason.person or flag.person)]
+                assert len(rows) == reason.values[name], (flag.id, name)
+                assert all(e["known_date"] <= AS_OF and set(e) == {"person", "feature", "source", "event_date", "known_date"} for e in rows)
+                checked += bool(rows)
+    assert checked, "some flag's reasons count source rows"
+
+
 def test_children_of_parents_in_treatment_are_flagged_for_it(nightly_run):
     home, _, _, _ = nightly_run
     reasons = {r.rule_id for f in _store(home).list_flags(as_of=AS_OF) for r in f.reasons}

@@ -146,3 +146,46 @@ def test_the_command_prints_the_table_and_writes_csv_and_json(tmp_path):
     assert (tmp_path / "scores_fairness.json").exists()
     wrong = runner.invoke(app, [*args[:5], "score", *args[6:]])
     assert wrong.exit_code == 2 and "columns: ['g', 's', 'y']" in wrong.output
+
+
+def _counts(**groups: tuple[int, int, int, int]) -> pl.DataFrame:
+    """Rows per group from its confusion counts (tp, fp, fn, tn): score 1 is flagged, y the outcome."""
+    rows = []
+    for name, (tp, fp, fn, tn) in groups.items():
+        rows += [(name, 1, 1)] * tp + [(name, 1, 0)] * fp + [(name, 0, 1)] * fn + [(name, 0, 0)] * tn
+    return pl.DataFrame(rows, schema=["g", "s", "y"], orient="row")
+
+
+def _gate(frame: pl.DataFrame, **kwargs):
+    return gate(audit(frame, score_col="s", label_col="y", group_cols=["g"], reference_groups="largest", threshold=1), **kwargs)
+
+
+def test_gate_lets_a_group_with_fewer_escalations_be_flagged_less_but_not_missed_more():
+    # b escalates half as often and is flagged half as often, with the same FNR and FDR as a:
+    # pprev and FPR disparities of 0.5 are what different prevalence looks like, not unfairness.
+    fair = _counts(a=(60, 140, 40, 1760), b=(30, 70, 20, 1880))
+    result = audit(fair, score_col="s", label_col="y", group_cols=["g"], reference_groups="a", threshold=1)
+    b = _row(result, "b")
+    assert b["pprev_disparity"] == pytest.approx(0.5) and b["fpr_disparity"] < 0.8
+    assert _gate(fair).passed and _gate(fair).checked["metrics"] == ["fnr", "fdr"]
+    assert not _gate(fair, metrics=("pprev",)).passed
+    # b's escalations missed twice as often (FNR 0.8 against 0.4): the default gate fails.
+    missed = _counts(a=(60, 140, 40, 1760), b=(10, 60, 40, 1890))
+    verdict = _gate(missed)
+    assert not verdict.passed and verdict.failures[0].startswith("fnr disparity 2.00 for g=b (reference a)")
+    # b flagged without need far more often (FDR 0.98 against 0.70).
+    assert any(f.startswith("fdr disparity 1.40 for g=b") for f in _gate(_counts(a=(60, 140, 40, 1760), b=(2, 98, 48, 1852))).failures)
+
+
+def test_gate_does_not_judge_when_the_group_or_its_reference_is_too_small():
+    # b's FNR is half a's, but b has only 25 escalations: not judged on FNR; FDR (67 flagged) is.
+    few = _counts(a=(60, 140, 40, 1760), b=(20, 47, 5, 928))
+    verdict = _gate(few, min_denominator=30)
+    assert verdict.passed and "fnr g=b (reference a)" in verdict.checked["not_judged"] and verdict.checked["judged"] == 1
+    # The largest group is the reference yet has few escalations: every FNR ratio to it is noise.
+    small_reference = _counts(a=(3, 47, 2, 2948), b=(60, 40, 40, 860))
+    verdict = _gate(small_reference, min_denominator=30)
+    assert "fnr g=b (reference a)" in verdict.checked["not_judged"]
+    assert not _gate(small_reference, min_denominator=5).passed
+    with pytest.raises(FairnessError, match="min_denominator must be at least 1"):
+        _gate(few, min_denominator=0)

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from datetime import date
 from pathlib import Path
 
@@ -22,7 +28,8 @@ DATES = [date(2023, 5, 1), date(2023, 11, 1), date(2024, 5, 1), date(2024, 11, 1
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(mlflow_server):
+    """One small training for the module; the MLflow server starts up while it runs."""
     from models.train import train
 
     town = generate(SynthSpec(persons=2500, seed=5, start=date(2021, 1, 1), end=date(2026, 10, 31)))
@@ -107,3 +114,95 @@ def test_a_passed_gate_promotes_without_override_and_the_bootstrap_is_audited(re
     assert promoted[0].actor == "system" and promoted[0].payload["reason"].startswith("bootstrap")
     with pytest.raises(ValueError, match="reason"):
         registry.promote("m", version, by="Birgit Leder", reason=" ", engine=store.engine)
+
+
+def test_training_audits_origin_but_never_learns_from_it(trained):
+    from models.card import model_card
+
+    assert "origin_group" in trained.fairness_groups
+    origins = trained.fairness.filter(trained.fairness["attribute_name"] == "origin_group")["attribute_value"]
+    assert set(origins) == {"danish", "western", "non_western"}
+    assert not {"origin_group", "origin"} & set(MODEL_FEATURES)
+    card = model_card(trained, name="m")
+    assert "Origin is used\nonly for this audit, never as a model input" in card and "Not audited" not in card
+    assert trained.gate.checked["metrics"] == ["fnr", "fdr"]
+
+
+class _Server:
+    """A real `mlflow server` subprocess on a free port: SQLite backend, artifacts served from a folder."""
+
+    def __init__(self, folder: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.folder, self.url, self.log = folder, f"http://127.0.0.1:{port}", folder / "mlflow-server.log"
+        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                   "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "served")]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                            env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"})
+
+    def ready(self) -> str:
+        """The server's URL once /health answers (polled; the bound is generous for a busy machine)."""
+        deadline = time.monotonic() + 120
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"mlflow server exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return self.url
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"mlflow server not ready at {self.url}:\n{self.log.read_text()[-3000:]}")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    server = _Server(tmp_path_factory.mktemp("mlflow-server"))
+    yield server
+    server.stop()
+
+
+def test_register_list_and_promote_against_an_mlflow_server(trained, mlflow_server, tidlig_home: Path, monkeypatch):
+    import mlflow
+    from mlflow import MlflowClient
+
+    url = mlflow_server.ready()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    store = Store.from_url(f"sqlite:///{tidlig_home / 'tidlig.db'}")
+    store.create_schema()
+    monkeypatch.setenv("TIDLIG_DATABASE_URL", str(store.engine.url))
+    try:
+        registry.connect(url)
+        version = registry.log_and_register(trained, "served", engine=store.engine)
+        # The model and its card went through the server to its artifact folder, not to a local store.
+        assert any(p.name == "model_card.md" for p in (mlflow_server.folder / "served").rglob("*"))
+        MlflowClient().set_model_version_tag("served", version, registry.GATE_TAG, "failed")
+        MlflowClient().set_model_version_tag("served", version, registry.FAILURES_TAG, json.dumps(["fnr disparity 1.60 for age_band=12-17"]))
+        runner = CliRunner()
+        listed = runner.invoke(app, ["models", "list", "--tracking-uri", url])
+        assert listed.exit_code == 0 and "served" in listed.output and "candidate" in listed.output, listed.output
+        base = ["models", "promote", "served", version, "--by", "Birgit Leder", "--reason", "monthly retraining",
+                "--tracking-uri", url]
+        refused = runner.invoke(app, base)
+        assert refused.exit_code == 1 and "age_band=12-17" in refused.output
+        accepted = runner.invoke(app, [*base, "--override-gate", "teenagers' FNR reviewed with the DPO"])
+        assert accepted.exit_code == 0, accepted.output
+        assert registry.alias_version("served", "champion") == version
+        model, loaded = registry.load("served")
+        assert loaded == version and model.score_levels(np.zeros((2, len(MODEL_FEATURES)))).shape == (2,)
+        events = read(store.engine)
+        assert [e.kind for e in events] == ["model.registered", "model.promotion_refused", "model.gate_overridden", "model.promoted"]
+        assert events[3].payload["by"] == "Birgit Leder" and verify(store.engine).ok
+    finally:
+        mlflow.set_tracking_uri(None)  # forget the server (and its env variable) before it stops

@@ -56,3 +56,18 @@ def test_replay_dates_step_and_refuse_a_reversed_range():
     assert replay_dates(date(2025, 1, 1), date(2025, 1, 15)) == [date(2025, 1, 1), date(2025, 1, 8), date(2025, 1, 15)]
     with pytest.raises(ValueError, match="before"):
         replay_dates(date(2025, 2, 1), date(2025, 1, 1))
+
+
+def test_nights_of_one_week_count_a_person_once_and_the_report_sums_the_week(town):
+    table = load_routing_table()
+    nights = [date(2025, 1, 6), date(2025, 1, 7)]  # a Monday and a Tuesday
+    result = backtest(town, load_rules(), load_rules(), nights, table)
+    monday, tuesday = result.summary.sort("as_of").iter_rows(named=True)
+    # Tuesday's flags for persons still open from Monday are held back, not raised twice.
+    assert monday["flagged_current"] > 0 and tuesday["flagged_current"] < monday["flagged_current"]
+    assert tuesday["suppressed_current"] > monday["suppressed_current"]
+    weekly = result.load.filter(pl.col("side") == "current").group_by("team").agg(pl.col("within_capacity", "queued").sum())
+    team, within, queued = weekly.sort("team").row(0)
+    assert f"  2025-W02  {team:<15} capacity" in report(result)
+    line = next(l for l in report(result).splitlines() if f"2025-W02  {team} " in l)
+    assert f"{within:>3} + {queued:>3} queued  ->" in line

@@ -99,3 +99,44 @@ def test_three_generations_joined_through_flagged_persons_are_one_family():
 def test_no_families_frame_means_no_merging():
     frame = persons(child("kid", score=20), adult("mother", **PARENT_SIGNALS))
     assert {f.target for f in route(evaluate(RULESET, frame), frame, RULESET, TABLE, as_of=AS_OF)} == {"child", "adult"}
+
+
+def family_drafts(frame: pl.DataFrame, families: pl.DataFrame) -> dict:
+    hits = evaluate(RULESET, frame, families=families)
+    return {d.person: d for d in route(hits, frame, RULESET, TABLE, as_of=AS_OF, families=families)}
+
+
+def test_a_family_rule_makes_one_family_flag_listing_every_member_and_the_family_values():
+    frame = persons(
+        child("older", age=12, notifications_365d=1), child("younger", age=7, district="Syd", notifications_365d=1),
+        adult("mother"), child("neighbour", notifications_365d=1),
+    )
+    [flag] = family_drafts(frame, links(("mother", "older"), ("mother", "younger"))).values()
+    # Routed like every family flag: by the youngest child, to the family team of its district.
+    assert (flag.person, flag.target, flag.team, flag.priority) == ("younger", "family", "familie-syd", 2)
+    assert flag.members == ("mother", "older", "younger")
+    [reason] = flag.reasons
+    assert (reason.rule_id, reason.person, reason.members) == ("family-several-children-notified", None, ("mother", "older", "younger"))
+    assert reason.values == {
+        "children_with_notification_365d": 2, "children": 2, "notifications_365d_all_children": 2, "max_child_score": None,
+    }
+    assert reason.text_da == (
+        "2 af familiens 2 børn har fået en underretning det seneste år (2 i alt); højeste risikoscore blandt børnene: ukendt"
+    )
+
+
+def test_a_family_rule_merges_with_the_members_own_flags_into_one_flag():
+    frame = persons(
+        child("kid", age=9, notifications_365d=1, score=20), child("sibling", age=14, notifications_365d=1),
+        adult("mother", **PARENT_SIGNALS),
+    )
+    [flag] = family_drafts(frame, links(("mother", "kid"), ("mother", "sibling"))).values()
+    assert (flag.person, flag.target, flag.priority, flag.score) == ("kid", "family", 1, 20)
+    # Each family rule's reason once, however many members it names; a person's own reasons name the person.
+    assert [(r.person, r.rule_id) for r in flag.reasons] == [
+        (None, "family-parent-substance-and-child-signs"),
+        (None, "family-several-children-notified"),
+        ("kid", "child-high-score"),
+        ("mother", "adult-substance-benefit-children"),
+    ]
+    assert flag.members == ("kid", "mother", "sibling")

@@ -153,3 +153,36 @@ def test_suppressed_flags_take_no_capacity(tmp_path):
 def test_a_history_without_its_columns_is_refused():
     with pytest.raises(RoutingError, match=r"decision history lacks column\(s\) \['defer_until'\]"):
         flags(persons(child("c", score=20)), history().drop("defer_until"))
+
+
+def still_open(person: str, flag_id: int, days_ago: int, priority: int) -> dict:
+    return {"person": person, "decision": None, "priority": priority, "flag_id": flag_id, "flag_as_of": AS_OF - timedelta(days=days_ago)}
+
+
+def test_an_open_undecided_flag_holds_a_new_one_back_naming_it_unless_the_new_one_is_more_severe():
+    frame = persons(
+        child("waiting", score=20),  # priority 3
+        child("now-more-severe", score=20, parent_substance_treatment_365d=1),  # priority 1
+        child("open-since-tonight", score=20),
+    )
+    past = history(
+        still_open("waiting", 41, 3, 3),
+        still_open("waiting", 17, 20, 2),  # the most urgent open flag is the one named
+        still_open("now-more-severe", 42, 1, 2),
+        still_open("open-since-tonight", 43, 0, 3),  # a rerun of tonight is not an earlier flag
+    )
+    assert suppressed_by(frame, past) == {"waiting": ["suppress-open-flag"], "now-more-severe": [], "open-since-tonight": []}
+    flag = flags(frame, past)["waiting"]
+    assert (flag.rank, flag.queued, [r.rule_id for r in flag.reasons]) == (0, False, ["child-high-score"])
+    [why] = flag.suppressed_by
+    assert why.values == {"open_flag_id": 17, "priority": 3, "open_flag_priority": 2, "open_flag_as_of": date(2025, 5, 13)}
+    assert why.text_da == (
+        "Har allerede et åbent flag (nr. 17 fra 2025-05-13, prioritet 2), som ingen sagsbehandler har taget stilling til "
+        "endnu; intet mere alvorligt tegn siden (prioritet nu 3)"
+    )
+
+
+def test_an_open_flag_neither_hides_nor_replaces_the_latest_decision():
+    frame = persons(child("dismissed-and-open", score=20))
+    past = history(decided("dismissed-and-open", "dismiss", 10, 3), still_open("dismissed-and-open", 9, 5, 1))
+    assert suppressed_by(frame, past) == {"dismissed-and-open": ["suppress-open-flag", "suppress-recently-dismissed"]}

@@ -69,7 +69,7 @@ BAD = {
     "priority zero": (with_rule(priority=0), ["key 'priority'", "[1, 2, 3]"]),
     "priority as text": (with_rule(priority="1"), ["key 'priority'"]),
     "priority as boolean": (with_rule(priority=True), ["key 'priority'"]),
-    "bad target": (with_rule(target="elderly"), ["key 'target'", "'elderly'", "['child', 'adult']"]),
+    "bad target": (with_rule(target="elderly"), ["key 'target'", "'elderly'", "['child', 'adult', 'family']"]),
     "bad id": (with_rule(id="Test Rule"), ["rule 'Test Rule'", "key 'id'"]),
     "bad date": (with_rule(valid_from="soon"), ["key 'valid_from'", "'soon'"]),
     "unparseable condition": (with_rule(condition="score >="), ["key 'condition'", "cannot parse"]),
@@ -164,7 +164,7 @@ def test_wrong_reason_text_is_reported(tmp_path):
 class TestVersion:
     def copy_rules(self, folder: Path) -> Path:
         folder.mkdir()
-        for name in ("children.yaml", "adults.yaml", "suppression.yaml"):
+        for name in ("children.yaml", "adults.yaml", "families.yaml", "suppression.yaml"):
             shutil.copy(RULES_DIR / name, folder / name)
         return folder
 
@@ -173,7 +173,7 @@ class TestVersion:
         assert here == load_rules(self.copy_rules(tmp_path / "b")).version == load_rules().version
 
     def test_version_names_each_file_and_its_declared_version(self):
-        assert load_rules().version.startswith("adults@2025.1+children@2025.1+suppression@2025.1#")
+        assert load_rules().version.startswith("adults@2025.1+children@2025.1+families@2025.1+suppression@2025.1#")
 
     def test_any_edit_changes_the_version(self, tmp_path):
         folder = self.copy_rules(tmp_path / "rules")
@@ -192,4 +192,4 @@ class TestVersion:
         folder = self.copy_rules(tmp_path / "rules")
         adults = folder / "adults.yaml"
         adults.write_text(adults.read_text(encoding="utf-8").replace('version: "2025.1"', 'version: "2025.2"'), encoding="utf-8")
-        assert load_rules(folder).version.startswith("adults@2025.2+children@2025.1+suppression@2025.1#")
+        assert load_rules(folder).version.startswith("adults@2025.2+children@2025.1+families@2025.1+suppression@2025.1#")

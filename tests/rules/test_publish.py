@@ -33,7 +33,7 @@ def test_a_run_records_a_new_version_once_with_nobody_named(engine):
     assert record_version(engine, rules, run_id="run-2") is None
     [entry] = read(engine, kind="rules.changed")
     assert entry.actor == "system"
-    assert [f["name"] for f in entry.payload["files"]] == ["adults.yaml", "children.yaml", "suppression.yaml"]
+    assert [f["name"] for f in entry.payload["files"]] == ["adults.yaml", "children.yaml", "families.yaml", "suppression.yaml"]
     assert entry.payload["files"][1]["owner"] == "Familieafdelingen, Børne- og Ungerådgivningen"
 
 

@@ -23,13 +23,13 @@ def test_run_embedded_tests_finds_no_failure():
 
 
 def test_default_folder_holds_the_flag_and_suppression_rule_files():
-    assert {f.name for f in RULESET.files} == {"children.yaml", "adults.yaml", "suppression.yaml"}
+    assert {f.name for f in RULESET.files} == {"children.yaml", "adults.yaml", "families.yaml", "suppression.yaml"}
     assert {r.file for r in RULESET.suppressions} == {"suppression.yaml"}
     assert RULES_DIR.name == "rules"
 
 
 def test_every_target_and_priority_is_covered():
-    assert {r.target for r in RULESET.rules} == {"child", "adult"}
+    assert {r.target for r in RULESET.rules} == {"child", "adult", "family"}
     assert {r.priority for r in RULESET.rules} == {1, 2, 3}
 
 

@@ -5,7 +5,8 @@ import polars as pl
 import pytest
 
 from sources.registry import load_registry
-from sources.synth import SynthSpec, generate
+from sources import synth
+from sources.synth import SynthSpec, blocks, generate, write_municipality
 
 SPEC = SynthSpec(persons=1500, seed=3, start=date(2022, 1, 1), end=date(2025, 12, 31))
 
@@ -96,6 +97,52 @@ def test_people_move_away_come_back_and_die(town):
     assert moves.filter(pl.col("event").list.join(",").str.contains("moved_out,moved_in")).height > 0
 
 
+def test_origin_groups_near_national_shares_and_the_hidden_risk_never_reads_origin(town, monkeypatch):
+    shares = town.extracts["population"]["origin_group"].value_counts(normalize=True)
+    share = dict(zip(shares["origin_group"], shares["proportion"]))
+    assert set(share) == {"danish", "western", "non_western"} and 0.78 < share["danish"] < 0.92
+    # Households of one origin: every member shares it.
+    truth = town.ground_truth
+    assert truth.group_by("household").agg(pl.col("origin_group").n_unique())["origin_group"].max() == 1
+    # Everyone of Danish origin: only the origin column changes, every register and the oracle stay the same.
+    monkeypatch.setattr(synth, "ORIGIN_SHARES", (1.0, 0.0, 0.0))
+    danish = generate(SPEC)
+    assert set(danish.extracts["population"]["origin_group"]) == {"danish"}
+    for name, frame in town.extracts.items():
+        assert frame.drop("origin_group", strict=False).equals(danish.extracts[name].drop("origin_group", strict=False)), name
+    assert town.oracle.equals(danish.oracle)
+    assert truth.drop("origin_group").equals(danish.ground_truth.drop("origin_group"))
+
+
+def test_one_block_writes_exactly_what_generate_writes(tmp_path):
+    generate(SPEC).write(tmp_path / "whole", "parquet")
+    write_municipality(SPEC, tmp_path / "blocks", "parquet", block_persons=SPEC.persons)
+    for path in sorted((tmp_path / "whole").rglob("*.parquet")):
+        assert pl.read_parquet(path).equals(pl.read_parquet(tmp_path / "blocks" / path.relative_to(tmp_path / "whole"))), path.name
+
+
+def test_blocks_are_appended_with_ids_apart_and_mess_summed(tmp_path):
+    assert blocks(1500, 600) == [500, 500, 500] and blocks(10, 600) == [10]
+    spec = SynthSpec(persons=1500, seed=3, start=date(2024, 1, 1), end=date(2025, 6, 30), mess=0.05)
+    seen = []
+    folder = write_municipality(spec, tmp_path, "csv-dk", block_persons=600, on_block=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    from sources.readers import read_extract
+
+    registry = load_registry()
+    population = read_extract(folder, registry["population"]).frame
+    assert population.height == pl.read_parquet(tmp_path / "ground_truth.parquet").height
+    # Ids of different blocks never meet: one person per CPR number and notification, one address per household.
+    assert population["person_id"].n_unique() == population.height
+    assert population.group_by("household_id").agg(pl.col("address").n_unique())["address"].max() == 1
+    notes = read_extract(folder, registry["notifications"]).frame
+    assert notes.group_by("notification_id").agg(pl.col("person_id").n_unique())["person_id"].max() == 1
+    raw = (folder / "benefits.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and raw.count(b"\xef\xbb\xbf") == 1 and raw.count(b"person_id;") == 1
+    mess = __import__("json").loads((tmp_path / "synth_mess.json").read_text())
+    assert mess["benefits"]["duplicates"] > 0
+
+
 @pytest.mark.slow
 def test_base_rates_come_near_the_danish_figures():
     """Rates measured on 80,000 residents against the national targets and tolerances of sources/baserates.py."""
@@ -106,3 +153,14 @@ def test_base_rates_come_near_the_danish_figures():
     measured = measure(town.extracts, town.ground_truth, spec.end)
     off = [name for name, target in TARGETS.items() if not target.accepts(measured[name])]
     assert not off, report(measured)
+
+
+def test_the_synth_command_writes_extracts_and_truth(tmp_path, tidlig_home):
+    from typer.testing import CliRunner
+
+    from tidlig.cli import app
+
+    done = CliRunner().invoke(app, ["synth", "--out", str(tmp_path), "--persons", "400", "--format", "csv-dk"])
+    assert done.exit_code == 0, done.output
+    assert {p.name for p in (tmp_path / "extracts").iterdir()} == {f"{name}.csv" for name in load_registry()}
+    assert pl.read_parquet(tmp_path / "ground_truth.parquet").height > 350

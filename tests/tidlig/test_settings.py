@@ -37,3 +37,14 @@ def test_extracts_come_from_a_folder_or_a_database_without_a_password(tmp_path):
     config.write_text(text.replace("  database: null", "  database: postgresql+psycopg://db/x").replace("  extracts: null", "  extracts: /data"))
     with pytest.raises(ConfigError, match="both set"):
         load_config(config)
+
+
+def test_tidlig_config_names_the_file_when_no_config_is_passed(tmp_path, monkeypatch):
+    config = tmp_path / "prod.yaml"
+    config.write_text(DEFAULTS_FILE.read_text().replace("  database: null", "  database: postgresql+psycopg://tidlig@db/extracts"))
+    monkeypatch.setenv("TIDLIG_CONFIG", str(config))
+    assert load_config().sources.database == "postgresql+psycopg://tidlig@db/extracts"
+    assert load_config(DEFAULTS_FILE).sources.database is None, "--config wins over the environment"
+    monkeypatch.setenv("TIDLIG_CONFIG", str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="missing.yaml \\(from TIDLIG_CONFIG\\) does not exist"):
+        load_config()

@@ -42,6 +42,15 @@ def _cheap_password_hashes():
     casework.accounts._hasher = original
 
 
+# The register rows behind NORD_FIRST's reason, as the nightly run stores them.
+EVIDENCE = [
+    *(dict(person=NORD_FIRST, feature="notifications_365d", source="notifications",
+           event_date=date(2026, month, 3), known_date=date(2026, month, 17)) for month in (3, 7, 10)),
+    dict(person=NORD_FIRST, feature="school_absence_pct_90d", source="school_absence",
+         event_date=date(2026, 9, 28), known_date=date(2026, 10, 2)),
+]
+
+
 @dataclass(frozen=True)
 class Seeded:
     """What the seeded store holds, by name."""
@@ -81,7 +90,7 @@ def seed_store(url: str) -> Seeded:
         draft(NORD_QUEUED, "familie-nord", 3, queued=True),
         draft(SYD_FIRST, "familie-syd", 1),
     ]
-    ids = store.save_flags("run-1", drafts)
+    ids = store.save_flags("run-1", drafts, evidence={NORD_FIRST: EVIDENCE})
     store.finish_run("run-1", "completed", {"flags_created": len(ids)})
     for username, (name, role, team) in USERS.items():
         app.state.accounts.add_user(username, name, role, team, PASSWORD, by="test-setup")
@@ -130,6 +139,7 @@ class Web:
     AS_OF = AS_OF
     PASSWORD = PASSWORD
     NORD_FIRST, NORD_SECOND, NORD_QUEUED, SYD_FIRST = NORD_FIRST, NORD_SECOND, NORD_QUEUED, SYD_FIRST
+    EVIDENCE = EVIDENCE
     USERS = USERS
     seed_store = staticmethod(seed_store)
     make_app = staticmethod(make_app)

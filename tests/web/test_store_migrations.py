@@ -78,3 +78,35 @@ def test_a_store_made_before_migrations_is_adopted_with_its_data(tmp_path):
     assert again.get_run("run-old").status == "running"
     assert audit_log.verify(again.engine).ok
     assert "users" in sa.inspect(again.engine).get_table_names()
+
+
+def test_flags_deferred_before_0007_keep_the_end_of_their_latest_deferral(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    from casework.store import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = audit_log.make_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0006")
+        conn.exec_driver_sql("INSERT INTO runs (run_id, as_of, flow, status, started_at) VALUES ('r', '2026-11-01', 'nightly', 'completed', '2026-11-01 02:00:00')")
+        for flag_id, status in ((1, "deferred"), (2, "accepted")):
+            conn.exec_driver_sql(
+                "INSERT INTO flags (id, as_of, person, target, team, priority, rank, queued, status, rules_version, reasons, run_id, created_at) "
+                f"VALUES ({flag_id}, '2026-11-01', 'p{flag_id}', 'child', 't', 1, {flag_id}, 0, '{status}', 'v', '[]', 'r', '2026-11-01 02:00:00')"
+            )
+        for decision_id, flag_id, decision, until in ((1, 1, "defer", "'2026-12-01'"), (2, 1, "defer", "'2027-01-15'"), (3, 2, "defer", "'2026-12-01'"), (4, 2, "accept", "NULL")):
+            conn.exec_driver_sql(
+                "INSERT INTO decisions (id, flag_id, decision, reason, by, at, defer_until) "
+                f"VALUES ({decision_id}, {flag_id}, '{decision}', 'x', 'mette', '2026-11-0{decision_id} 10:00:00', {until})"
+            )
+
+    Store(engine).create_schema()
+
+    with engine.connect() as conn:
+        found = dict(conn.exec_driver_sql("SELECT id, deferred_until FROM flags ORDER BY id").all())
+    assert found == {1: "2027-01-15", 2: None}
