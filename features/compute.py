@@ -171,7 +171,7 @@ def over_siblings(own: list[pl.LazyFrame], families: pl.LazyFrame, features: lis
 def compute(
     persons: pl.DataFrame | pl.LazyFrame,
     sources: dict[str, pl.DataFrame],
-    families: pl.DataFrame,
+    families: pl.DataFrame | pl.LazyFrame,
     as_of: date,
     catalogue: tuple[Feature, ...] = CATALOGUE,
 ) -> pl.DataFrame:
