@@ -104,9 +104,14 @@ BAD = {
 
 @pytest.mark.parametrize(("data", "expected"), BAD.values(), ids=BAD.keys())
 def test_bad_rule_file_is_refused_with_file_rule_and_key(tmp_path, data, expected):
-    write(tmp_path, data)
+    assert_refused(tmp_path, data, expected)
+
+
+def assert_refused(folder: Path, data: dict, expected: list[str]) -> None:
+    """Loading data as bad.yaml fails with a message naming the file and every expected part."""
+    write(folder, data)
     with pytest.raises(RuleError) as error:
-        load_rules(tmp_path)
+        load_rules(folder)
     message = str(error.value)
     assert message.startswith("bad.yaml"), message
     for part in expected:

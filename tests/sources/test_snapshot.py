@@ -12,15 +12,6 @@ pytestmark = pytest.mark.postgres
 SOURCES = [load_registry()["school_absence"]]
 
 
-@pytest.fixture
-def table(postgres_url):
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS school_absence"))
-    yield postgres_url, engine
-    engine.dispose()
-
-
 def _load(engine, rows: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE IF EXISTS school_absence"))
@@ -28,8 +19,8 @@ def _load(engine, rows: str) -> None:
         conn.execute(sa.text(f"INSERT INTO school_absence VALUES {rows}"))
 
 
-def test_same_rows_in_any_order_give_the_same_snapshot_and_any_change_another(table):
-    url, engine = table
+def test_same_rows_in_any_order_give_the_same_snapshot_and_any_change_another(extracts_db):
+    url, engine = extracts_db
     absent = snapshot(url, SOURCES)
     a = "('010190-1234', '2024-01-01', 12.5, '2024-01-03')"
     b = "('020290-2345', '2024-01-08', 40, '2024-01-09')"

@@ -15,16 +15,6 @@ pytestmark = pytest.mark.postgres
 SOURCE = load_registry()["school_absence"]
 
 
-@pytest.fixture
-def extracts_db(postgres_url):
-    """The test database, emptied of extract tables before each test."""
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS school_absence"))
-    yield postgres_url, engine
-    engine.dispose()
-
-
 def test_a_text_table_reads_like_a_csv_with_rows_numbered_by_key(extracts_db):
     url, engine = extracts_db
     with engine.begin() as conn:
