@@ -39,6 +39,8 @@ LAST_AS_OF = date(2026, 11, 1)
 OPEN_DAYS = 30  # flags of the last month are still open; older ones were decided
 CHUNK = 20_000
 GOAL_MS = 100.0
+LOGIN_SPREAD_S = 10.0
+LOGIN_TIMEOUT_S = 180.0
 
 
 def build_store(url: str, n_flags: int, n_users: int, days: int, seed: int = 7) -> None:
@@ -182,12 +184,15 @@ async def caseworker(
     import httpx
 
     async with httpx.AsyncClient(base_url=base, timeout=30, follow_redirects=False) as client:
+        rng = random.Random(username)
+        # Morning logins come in a burst that Argon2 is meant to make slow; the pages are measured
+        # after it. Spread over a few seconds and given time, no caseworker drops out of the run
+        # because 50 password checks queued on a busy machine.
+        await asyncio.sleep(rng.uniform(0, LOGIN_SPREAD_S))
         logged_in = await _log_in(client, username, timings, failures)
-        # Morning logins come in a burst that Argon2 is meant to make slow; the pages are measured after it.
         await everyone_in.wait()
         if not logged_in:
             return
-        rng = random.Random(username)
         warm_up = {"list": [], "detail": []}
         for n in range(rounds + 1):
             into = warm_up if n == 0 else timings
@@ -205,7 +210,9 @@ async def _log_in(client, username: str, timings: dict, failures: list) -> bool:
         page = await client.get("/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
         started = time.perf_counter()
-        response = await client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
+        response = await client.post(
+            "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}, timeout=LOGIN_TIMEOUT_S
+        )
         timings["login"].append((time.perf_counter() - started) * 1000)
         if response.status_code != 303:
             failures.append(f"{username} login: HTTP {response.status_code}")
