@@ -248,7 +248,9 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=50, help="concurrent caseworkers (default 50)")
     parser.add_argument("--rounds", type=int, default=10, help="list + detail views per caseworker (default 10)")
     parser.add_argument("--days", type=int, default=730, help="nightly runs the flags are spread over (default 730)")
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (default 2, one per core)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="uvicorn worker processes (default 1, as tidlig serve; on two cores shared with the "
+                             "database and this client, a second worker made p95 worse)")
     parser.add_argument("--think", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"),
                         help="seconds a caseworker pauses between clicks (default 0.5 2.0)")
     parser.add_argument("--database-url", help="use this (empty) database instead of a temporary SQLite file")
