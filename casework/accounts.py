@@ -182,7 +182,7 @@ class Accounts:
 
     def get_team(self, team_id: str) -> Team:
         """One team by id."""
-        with self.engine.connect() as conn:
+        with audit_log.reading(self.engine) as conn:
             row = conn.execute(sa.select(teams).where(teams.c.id == team_id)).first()
         if row is None:
             raise LookupError(f"no team with id {team_id!r}; teams come from routing/teams.yaml")
@@ -236,7 +236,7 @@ class Accounts:
 
     def list_users(self) -> list[User]:
         """Every account, by username."""
-        with self.engine.connect() as conn:
+        with audit_log.reading(self.engine) as conn:
             return [_user(row) for row in conn.execute(sa.select(users).order_by(users.c.username))]
 
     def get_user(self, username: str) -> User | None:
@@ -313,7 +313,7 @@ class Accounts:
     def session(self, token: str) -> Session | None:
         """The live session for a cookie token, or None when it is unknown, expired, idle or its user is locked."""
         now = _now()
-        with self.engine.connect() as conn:
+        with audit_log.reading(self.engine) as conn:
             row = conn.execute(
                 sa.select(sessions, users)
                 .join(users, users.c.id == sessions.c.user_id)
@@ -358,7 +358,7 @@ class Accounts:
         """Notes on the given flags, oldest first."""
         if not flag_ids:
             return []
-        with self.engine.connect() as conn:
+        with audit_log.reading(self.engine) as conn:
             rows = conn.execute(sa.select(notes).where(notes.c.flag_id.in_(flag_ids)).order_by(notes.c.at, notes.c.id))
             return [Note(r.id, r.flag_id, r.author, r.text, _utc(r.at)) for r in rows]
 

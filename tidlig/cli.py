@@ -377,7 +377,7 @@ app.add_typer(users_app, name="users")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on; put a TLS proxy in front for anything but 127.0.0.1.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (about one per CPU core).")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes: one per CPU core left over after the database; one when the database shares two cores with the app.")] = 1,
     insecure_cookies: Annotated[bool, typer.Option("--insecure-cookies", help="Send session cookies over plain HTTP too: only for trying it out locally without TLS.")] = False,
 ) -> None:
     """Start the caseworkers' and auditors' web app on the store in TIDLIG_DATABASE_URL."""

@@ -1,7 +1,8 @@
 """Read-only queries the pages need beyond the store's own: paged work lists, team load, audit search.
 
 They read the store's tables directly and page in the database, so a team with a long history
-(the benchmark uses a million flags) gets its list from an index rather than from memory.
+(the benchmark uses a million flags) gets its list from an index rather than from memory. They
+only read, so they run in autocommit: no transaction to open and roll back on every page.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from audit.log import Entry, audit_events
+from audit.log import Entry, audit_events, reading
 from casework.store import FLAG_STATUSES, LOCAL_ZONE, decisions, flags, runs
 
 PAGE_SIZE = 50
@@ -79,7 +80,7 @@ class TeamLoad:
 
 def flag_scope(engine: Engine, flag_id: int) -> FlagScope | None:
     """The flag's team and queue state, or None when there is no such flag."""
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         row = conn.execute(
             sa.select(flags.c.id, flags.c.team, flags.c.queued, flags.c.person).where(flags.c.id == flag_id)
         ).first()
@@ -116,7 +117,7 @@ def worklist(
         conditions.append(flags.c.priority == priority)
     if as_of is not None:
         conditions.append(flags.c.as_of == as_of)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         total = conn.execute(
             sa.select(sa.func.count()).select_from(flags).where(*conditions, sa.or_(*(_status_is(s, today) for s in statuses)))
         ).scalar_one()
@@ -142,7 +143,7 @@ def worklist(
 
 def run_dates(engine: Engine, limit: int = 60) -> list[date]:
     """The as-of dates of recent nightly runs, newest first, for the date filter."""
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return list(
             conn.execute(
                 sa.select(runs.c.as_of).where(runs.c.flow == "nightly").distinct().order_by(runs.c.as_of.desc()).limit(limit)
@@ -153,7 +154,7 @@ def run_dates(engine: Engine, limit: int = 60) -> list[date]:
 def team_load(engine: Engine, team: str) -> TeamLoad:
     """Counts for the team page: the latest run's list and queue, open and deferred flags, recent decisions."""
     week_ago = datetime.now(timezone.utc) - timedelta(days=7)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         latest = conn.execute(sa.select(sa.func.max(flags.c.as_of)).where(flags.c.team == team)).scalar_one()
         in_capacity = queued = 0
         queue: list[FlagRow] = []
@@ -224,7 +225,7 @@ def search_audit(
         conditions.append(audit_events.c.at < datetime.combine(until + timedelta(days=1), datetime.min.time(), timezone.utc))
     if before_seq:
         conditions.append(audit_events.c.seq < before_seq)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         rows = conn.execute(
             sa.select(audit_events).where(*conditions).order_by(audit_events.c.seq.desc()).limit(AUDIT_PAGE_SIZE)
         ).all()
@@ -234,13 +235,13 @@ def search_audit(
 
 def audit_kinds(engine: Engine) -> list[str]:
     """Every kind of event the log holds."""
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return list(conn.execute(sa.select(audit_events.c.kind).distinct().order_by(audit_events.c.kind)).scalars())
 
 
 def events_about(engine: Engine, person: str) -> list[Entry]:
     """Every audit event about one person, oldest first: each view, list view, decision, note and export."""
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         rows = conn.execute(
             sa.select(audit_events)
             .where(audit_events.c.payload.contains(f'"{person}"', autoescape=True))
@@ -253,7 +254,7 @@ def flags_of(engine: Engine, person: str) -> list[int]:
     """The ids of every flag ever raised on a person, their family's flags included, newest first."""
     # A family flag is stored under one member; the others are named in its reasons.
     in_reasons = sa.cast(flags.c.reasons, sa.Text).contains(f'"{person}"', autoescape=True)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return list(
             conn.execute(
                 sa.select(flags.c.id).where(sa.or_(flags.c.person == person, in_reasons)).order_by(flags.c.as_of.desc())

@@ -20,6 +20,7 @@ from audit.log import (
     entry_hash,
     make_engine,
     read,
+    reading,
     verify,
 )
 
@@ -237,6 +238,25 @@ def test_a_second_writer_waits_for_the_first_to_commit(engine):
     assert waited, "the second writer should have waited for the first transaction's lock"
     assert (first_seq, second_seq) == (1, [2])
     assert verify(engine).ok
+
+
+def test_readers_do_not_wait_for_an_appender(engine):
+    append_runs(engine, 1)
+    with engine.connect() as writer:
+        writer.begin()
+        append(writer, RunStarted("run-open", date(2026, 1, 1), "nightly"), actor="system")
+        # The appender holds its lock until commit; a page's reads go on and see what was committed.
+        with reading(engine) as reader:
+            assert reader.execute(sa.select(sa.func.count()).select_from(audit_events)).scalar_one() == 1
+        writer.commit()
+    assert verify(engine).checked == 2
+
+
+def test_an_append_as_a_connection_s_first_statement_commits_with_it(engine):
+    with engine.connect() as conn:
+        append(conn, RunStarted("run-first", date(2026, 1, 1), "nightly"), actor="system")
+        conn.commit()
+    assert [entry.payload["run_id"] for entry in read(engine)] == ["run-first"]
 
 
 def _append_one(engine, event):
