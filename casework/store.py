@@ -485,7 +485,8 @@ class Store:
             rows = conn.execute(
                 sa.select(flags)
                 .where(*conditions)
-                .order_by(flags.c.as_of.desc(), flags.c.queued, flags.c.rank, flags.c.id)
+                # The list first, then the queue beyond capacity, then what suppression held back.
+                .order_by(flags.c.as_of.desc(), flags.c.status == "suppressed", flags.c.queued, flags.c.rank, flags.c.id)
             ).all()
             matching_ids = sa.select(flags.c.id).where(*conditions)
             decided = _decisions_by_flag(conn, decisions.c.flag_id.in_(matching_ids))

@@ -43,6 +43,7 @@ def test_a_suppressed_flag_is_stored_with_its_status_and_reasons(store):
     assert (flags["P1"].status, flags["P1"].suppressed_by) == ("suppressed", (why,))
     assert (flags["P2"].status, flags["P2"].suppressed_by) == ("open", ())
     assert [f.person for f in store.list_flags(status="suppressed")] == ["P1"]
+    assert [f.person for f in store.list_flags()] == ["P2", "P1"], "what suppression held back comes after the list"
 
 
 def test_decision_history_has_one_row_per_person_the_flag_was_about(store):
