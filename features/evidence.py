@@ -26,7 +26,7 @@ OWNERS = ("self", "parents", "siblings")
 # feature counts every parent's rows whichever way it combines them). A field outside both sets
 # came with a new kind of feature: it must be taught here, not guessed at.
 _FIELDS_READ = {"source", "agg", "window_days", "column", "where", "of"}
-_FIELDS_IGNORED = {"name", "why", "texts", "over"}
+_FIELDS_IGNORED = {"name", "why", "texts", "label", "over"}
 
 
 class EvidenceError(ValueError):

@@ -28,6 +28,8 @@ class FamilyValue:
     agg: Literal["count", "count_at_least", "sum", "max"]
     column: str | None = None  # the person column read; None for "count", which counts the members
     at_least: float | None = None  # for "count_at_least": the members whose value is at least this
+    # A short name for the value where pages list it, "da" and "en".
+    label: dict[str, str] | None = None
 
     def expr(self) -> pl.Expr:
         """The aggregation over one family's member rows (in a group_by on the family)."""
@@ -45,34 +47,41 @@ class FamilyValue:
 FAMILY_VALUES: tuple[FamilyValue, ...] = (
     FamilyValue(
         "children", "How many children the family has: the more children, the more is at stake.", "children", "count",
+        label={"da": "Børn i familien", "en": "Children in the family"},
     ),
     FamilyValue(
         "children_with_notification_365d",
         "Notifications on more than one child in a year point to the home rather than to one child.",
         "children", "count_at_least", "notifications_365d", 1,
+        label={"da": "Børn med en underretning det seneste år", "en": "Children with a notification in the past year"},
     ),
     FamilyValue(
         "notifications_365d_all_children", "All notifications on the family's children in the last year, together.",
         "children", "sum", "notifications_365d",
+        label={"da": "Underretninger om familiens børn det seneste år", "en": "Notifications about the family's children in the past year"},
     ),
     FamilyValue(
         "children_absent_15pct_90d",
         "School absence of 15% in a quarter is the legal threshold; in several children it points to the home.",
         "children", "count_at_least", "school_absence_pct_90d", 15,
+        label={"da": "Børn med mindst 15 % skolefravær de seneste 90 dage", "en": "Children with at least 15% school absence in the past 90 days"},
     ),
     FamilyValue(
         "max_child_score", "The risk score of the family's most worrying child (scored children only).",
         "children", "max", "score",
+        label={"da": "Højeste risikoscore blandt børnene (1-20)", "en": "Highest risk score among the children (1-20)"},
     ),
     FamilyValue(
         "parents_in_substance_treatment_365d",
         "Almost half of all placements are linked to a parent's substance abuse; a treatment start shows it.",
         "parents", "count_at_least", "substance_treatment_365d", 1,
+        label={"da": "Forældre startet i misbrugsbehandling det seneste år", "en": "Parents who started substance treatment in the past year"},
     ),
     FamilyValue(
         "parents_on_benefit_26w_365d",
         "Half a year or more on public benefits strains a family's economy and daily life.",
         "parents", "count_at_least", "benefit_weeks_365d", 26,
+        label={"da": "Forældre med mindst 26 uger på offentlig forsørgelse det seneste år", "en": "Parents with at least 26 weeks on public benefits in the past year"},
     ),
 )
 

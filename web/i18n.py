@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
+from features.catalogue import CATALOGUE
+from rules.families import FAMILY_VALUES
+
 LANGUAGES = ("da", "en")
 DEFAULT_LANGUAGE = "da"
 LANGUAGE_COOKIE = "tidlig_lang"
@@ -371,14 +374,10 @@ KIND_TEXTS: dict[str, tuple[str, str]] = {
 }
 
 # What a feature in a reason's values is, for readers who don't know the column names.
+# What pages call a value: each feature and family value carries its own label; the score and age are no feature.
 FEATURE_LABELS: dict[str, tuple[str, str]] = {
-    "notifications_365d": ("Underretninger det seneste år", "Notifications in the past year"),
-    "days_since_last_notification": ("Dage siden seneste underretning", "Days since the latest notification"),
-    "school_absence_pct_90d": ("Skolefravær de seneste 90 dage", "School absence in the past 90 days"),
-    "parent_substance_treatment_365d": ("Forældre startet i misbrugsbehandling det seneste år", "Parents who started substance treatment in the past year"),
-    "parent_benefit_weeks_365d": ("En forælders uger på kontanthjælp eller sygedagpenge det seneste år", "A parent's weeks on cash or sickness benefit in the past year"),
-    "substance_treatment_365d": ("Starter i misbrugsbehandling det seneste år", "Substance treatment starts in the past year"),
-    "benefit_weeks_365d": ("Uger på offentlig ydelse det seneste år", "Weeks on public benefit in the past year"),
+    **{f.name: (f.label["da"], f.label["en"]) for f in CATALOGUE},
+    **{v.name: (v.label["da"], v.label["en"]) for v in FAMILY_VALUES},
     "score": ("Modellens risikoscore (1-20)", "The model's risk score (1-20)"),
     "age_years": ("Alder", "Age"),
 }

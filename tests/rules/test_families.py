@@ -129,3 +129,8 @@ def test_a_family_rule_file_loads_and_runs_its_cases(tmp_path):
 
     ruleset = load_rules(write(tmp_path, {**GOOD_FILE, "rules": [FAMILY_RULE]}, "good.yaml").parent)
     assert [r.target for r in ruleset.rules] == ["family"] and run_embedded_tests(ruleset) == []
+
+
+def test_every_family_value_has_a_short_label_in_danish_and_english():
+    unlabelled = [v.name for v in FAMILY_VALUES if not (v.label and v.label.get("da", "").strip() and v.label.get("en", "").strip())]
+    assert unlabelled == []
