@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from string import Formatter
 from typing import Any
+
+from features.texts import ago
 
 LANGUAGES = ("da", "en")
 _UNKNOWN = {"da": "ukendt", "en": "unknown"}
@@ -21,7 +24,12 @@ class TemplateError(ValueError):
 
 
 def template_fields(template: object, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    """The column names a template fills in, or TemplateError when one is unknown or formatted."""
+    """The column names a template fills in, or TemplateError when one is unknown or formatted.
+
+    Besides {column}, a template may say {column:ago} for a number of days as a person says it
+    ("for 3 måneder siden" / "3 months ago"), and {one|other} for the word that agrees with the
+    value of the field before it ("{notifications_365d} {underretning|underretninger}").
+    """
     if not isinstance(template, str) or not template.strip():
         raise TemplateError(f"expected a text such as '{{notifications_365d}} underretninger', got {template!r}")
     try:
@@ -32,9 +40,18 @@ def template_fields(template: object, allowed: tuple[str, ...]) -> tuple[str, ..
     for _, name, spec, conversion in parts:
         if name is None:
             continue
-        if spec or conversion:
+        if "|" in name:
+            forms = name.split("|")
+            if len(forms) != 2 or not all(form.strip() for form in forms) or spec or conversion:
+                raise TemplateError(f"{{{name}}} should name two forms, singular and plural, as {{underretning|underretninger}}")
+            if not fields:
+                raise TemplateError(f"{{{name}}} agrees with the field before it, and there is none; put it after a field")
+            continue
+        if conversion or spec not in ("", "ago"):
             # The engine formats numbers per language; a spec in the file would bypass that.
-            raise TemplateError(f"field {{{name}}} has a format; write just {{{name.split(':')[0]}}}")
+            raise TemplateError(
+                f"field {{{name}}} has a format; write just {{{name}}}, or {{{name}:ago}} for days said as 'for 3 måneder siden'"
+            )
         if name not in allowed:
             raise TemplateError(f"unknown field {{{name}}}; allowed: {list(allowed)}")
         fields.append(name)
@@ -65,5 +82,17 @@ def format_column(column: str, value: Any, language: str) -> str:
 
 
 def fill(template: str, values: dict[str, Any], language: str) -> str:
-    """The template with every field replaced by its formatted value."""
-    return template.format(**{name: format_column(name, v, language) for name, v in values.items()})
+    """The template with every field replaced by its formatted value and every {one|other} chosen."""
+    out, last = [], None
+    for literal, name, spec, _ in Formatter().parse(template):
+        out.append(literal)
+        if name is None:
+            continue
+        if "|" in name:
+            one, other = name.split("|")
+            out.append(one if last == 1 else other)
+            continue
+        last = values.get(name)
+        known = last is not None and not (isinstance(last, float) and math.isnan(last))
+        out.append(ago(last, language) if spec == "ago" and known else format_column(name, last, language))
+    return "".join(out)

@@ -121,3 +121,15 @@ def test_percent_columns_carry_their_unit_only_when_known():
     assert fill(template, {"school_absence_pct_90d": 17.5}, "da") == "fravær 17,5 %"
     assert fill(template, {"school_absence_pct_90d": 17.5}, "en") == "fravær 17.5%"
     assert fill(template, {"school_absence_pct_90d": None}, "da") == "fravær ukendt"
+
+
+@pytest.mark.parametrize(
+    ("values", "da", "en"),
+    [({"n": 1, "d": 1}, "1 underretning, den seneste for 1 dag siden", "1 notification, the latest 1 day ago"),
+     ({"n": 2.0, "d": 41}, "2 underretninger, den seneste for 6 uger siden", "2 notifications, the latest 6 weeks ago"),
+     ({"n": 1234, "d": 95}, "1.234 underretninger, den seneste for 3 måneder siden", "1,234 notifications, the latest 3 months ago"),
+     ({"n": None, "d": None}, "ukendt underretninger, den seneste ukendt", "unknown notifications, the latest unknown")],
+)
+def test_words_agree_with_the_value_before_them_and_days_are_said_as_a_person_would(values, da, en):
+    template = {"da": "{n} {underretning|underretninger}, den seneste {d:ago}", "en": "{n} {notification|notifications}, the latest {d:ago}"}
+    assert (fill(template["da"], values, "da"), fill(template["en"], values, "en")) == (da, en)

@@ -83,6 +83,9 @@ BAD = {
     "template unknown field": (with_rule(reason_da="{shoe_size} sko"), ["key 'reason_da'", "{shoe_size}", "allowed"]),
     "template format": (with_rule(reason_en="{score:.1f}"), ["key 'reason_en'", "has a format"]),
     "template broken brace": (with_rule(reason_da="score {score"), ["key 'reason_da'"]),
+    "choice before any field": (with_rule(reason_da="{underretning|underretninger}: {score}"), ["key 'reason_da'", "field before it"]),
+    "choice of three forms": (with_rule(reason_en="{score} {a|b|c}"), ["key 'reason_en'", "two forms"]),
+    "ago on a conversion": (with_rule(reason_en="{score!r:ago}"), ["key 'reason_en'", "has a format"]),
     "tests not a list": (with_rule(tests="yes"), ["key 'tests'"]),
     "tests never quiet": (
         with_rule(tests=[GOOD_RULE["tests"][0]]), ["key 'tests'", "fires: false"]
@@ -178,7 +181,7 @@ class TestVersion:
         assert here == load_rules(self.copy_rules(tmp_path / "b")).version == load_rules().version
 
     def test_version_names_each_file_and_its_declared_version(self):
-        assert load_rules().version.startswith("adults@2025.1+children@2025.1+families@2025.1+suppression@2025.1#")
+        assert load_rules().version.startswith("adults@2025.2+children@2025.2+families@2025.1+suppression@2025.2#")
 
     def test_any_edit_changes_the_version(self, tmp_path):
         folder = self.copy_rules(tmp_path / "rules")
@@ -196,5 +199,5 @@ class TestVersion:
     def test_declared_version_shows_in_the_version(self, tmp_path):
         folder = self.copy_rules(tmp_path / "rules")
         adults = folder / "adults.yaml"
-        adults.write_text(adults.read_text(encoding="utf-8").replace('version: "2025.1"', 'version: "2025.2"'), encoding="utf-8")
-        assert load_rules(folder).version.startswith("adults@2025.2+children@2025.1+families@2025.1+suppression@2025.1#")
+        adults.write_text(adults.read_text(encoding="utf-8").replace('version: "2025.2"', 'version: "2025.3"'), encoding="utf-8")
+        assert load_rules(folder).version.startswith("adults@2025.3+children@2025.2+families@2025.1+suppression@2025.2#")
