@@ -59,7 +59,8 @@ def ingest(folder: Path, home: Path, population: Path | None) -> None:
     registered: dict[str, pl.Series] = {}
     rows_in = quarantined = 0
     with validation_run(context) as run:  # as the nightly flow does: one Data Docs build for all sources
-        for source in reference_order(registry):
+        referenced, independent = reference_order(registry)
+        for source in [*referenced, *independent]:
             t = time.perf_counter()
             validation = validate_extract(read_extract(folder, source), source, context=context, registered=registered,
                                           today=None, max_invalid_share=0.5, run=run)

@@ -7,11 +7,14 @@ import signal
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
 from prefect import flow, get_run_logger, task
+from prefect.context import FlowRunContext
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict
 
@@ -63,6 +66,9 @@ def _crash_point(task, task_run, state) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+# Registers read and validated at once within a run: two cores; measured at 650,000 persons, ingest
+# took 25.7 s one by one and 21.7 s two at a time (polars already spreads each over both cores).
+SIDE_BY_SIDE = 2
 stage = task(cache_policy=NONE, on_completion=[_crash_point])
 io_stage = task(cache_policy=NONE, retries=2, retry_delay_seconds=5, retry_condition_fn=_transient, on_completion=[_crash_point])
 
@@ -237,20 +243,44 @@ def ingest(store: Store, run_id: str, folder: Path | str, context: Any, max_inva
     quarantined = 0
     registry = load_registry()
     registered: dict[str, pl.Series] = {}  # e.g. the population's valid person ids, for "person not in population"
+    referenced, independent = reference_order(registry)
     with validation_run(context) as run:  # one Data Docs build for the whole run, also when a source stops it
-        for source in reference_order(registry):
-            name = source.name
-            try:
-                validation = validate_source(read_source(folder, source), source, context, max_invalid_share, run, registered)
-            except InvalidShareError as refused:
-                # The extract is refused as a whole, but its quarantined rows are kept for the steward.
-                record_validation(store, run_id, refused.validation)
-                raise
-            registered |= references_from(validation, registry)
+        for source in independent:
+            # Made (or found) one at a time before any runs side by side: GX saves them in shared config files.
+            run.checkpoint(source)
+
+        def accept(source: Source, validation: Validation) -> None:
+            nonlocal quarantined
             record_validation(store, run_id, validation)
             quarantined += validation.rows_quarantined
-            sources[name] = pseudonymise_source(validation, source, key)
+            sources[source.name] = pseudonymise_source(validation, source, key)
+
+        # The sources others look values up in come first, one by one.
+        for source in referenced:
+            validation = _refused_kept(store, run_id, lambda: validate_source(read_source(folder, source), source, context, max_invalid_share, run, registered))
+            registered |= references_from(validation, registry)
+            accept(source, validation)
+        # The rest only read those values, so within a flow run they are read and validated side by side.
+        if FlowRunContext.get() is not None:
+            pending = [
+                (source, validate_source.submit(read_source.submit(folder, source), source, context, max_invalid_share, run, registered))
+                for source in independent
+            ]
+            for source, future in pending:
+                accept(source, _refused_kept(store, run_id, future.result))
+        else:  # called as a plain function (benchmarks, tools): one after another
+            for source in independent:
+                accept(source, _refused_kept(store, run_id, lambda: validate_source(read_source(folder, source), source, context, max_invalid_share, run, registered)))
     return sources, quarantined
+
+
+def _refused_kept(store: Store, run_id: str, validated: Callable[[], Validation]) -> Validation:
+    """The validation; when the extract is refused as a whole, its quarantined rows are kept for the steward first."""
+    try:
+        return validated()
+    except InvalidShareError as refused:
+        record_validation(store, run_id, refused.validation)
+        raise
 
 
 def today_in_copenhagen() -> date:
@@ -258,7 +288,7 @@ def today_in_copenhagen() -> date:
     return datetime.now(ZoneInfo("Europe/Copenhagen")).date()
 
 
-@flow(name="nightly", log_prints=True)
+@flow(name="nightly", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=SIDE_BY_SIDE))
 def nightly(params: NightlyParams) -> NightlySummary:
     """Score everyone known on the as-of date and route early-intervention flags to caseworkers."""
     from prefect.runtime import flow_run

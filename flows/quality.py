@@ -7,10 +7,11 @@ from datetime import date
 from pathlib import Path
 
 from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict
 
 from casework.store import Store
-from flows.nightly import ingest, today_in_copenhagen
+from flows.nightly import SIDE_BY_SIDE, ingest, today_in_copenhagen
 from tidlig import settings
 from validate.context import data_docs_index, gx_context
 
@@ -34,7 +35,7 @@ class QualityReport:
     data_docs: Path
 
 
-@flow(name="data-quality", log_prints=True)
+@flow(name="data-quality", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=SIDE_BY_SIDE))
 def data_quality(params: QualityParams) -> QualityReport:
     """Validate every registered extract without scoring anyone, so data stewards see problems early."""
     from prefect.runtime import flow_run

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 from prefect import flow, get_run_logger, pause_flow_run, task
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.cache_policies import NONE
 from prefect.exceptions import FlowPauseTimeout
 from prefect.input import RunInput
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from audit.events import CandidateRejected
 from audit.log import append
 from casework.store import Store
-from flows.nightly import team_capacity, ingest, today_in_copenhagen
+from flows.nightly import SIDE_BY_SIDE, ingest, team_capacity, today_in_copenhagen
 from models import registry
 from models.train import TrainingResult, train
 from tidlig import settings
@@ -97,7 +98,7 @@ def decide(approval: Approval, name: str, version: str, store: Store) -> str:
     return "promoted"
 
 
-@flow(name="retrain", log_prints=True)
+@flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=SIDE_BY_SIDE))
 def retrain(params: RetrainParams) -> RetrainSummary:
     """Train a candidate on rolling quarterly dates, then pause until a named person approves or rejects it."""
     from prefect.runtime import flow_run

@@ -146,6 +146,8 @@ class ValidationRun:
 
         checkpoint, saved = _checkpoint(self.context, source)
         suite = ExpectationSuiteIdentifier(name=source.name)
+        if suite in self._pending:
+            return checkpoint
         if saved or not all(site["site_url"] for site in self.context.get_docs_sites_urls(resource_identifier=suite, only_if_exists=True)):
             self._pending.append(suite)
         return checkpoint

@@ -114,10 +114,10 @@ def validate_extract(
     return validation
 
 
-def reference_order(registry: dict[str, Source]) -> list[Source]:
-    """The sources with those others reference first (the population before its events), else in registry order."""
+def reference_order(registry: dict[str, Source]) -> tuple[list[Source], list[Source]]:
+    """The sources others reference (the population before its events), then the rest, each in registry order."""
     targets = {c.references.partition(".")[0] for s in registry.values() for c in s.columns if c.references}
-    return sorted(registry.values(), key=lambda source: source.name not in targets)
+    return [s for s in registry.values() if s.name in targets], [s for s in registry.values() if s.name not in targets]
 
 
 def references_from(validation: Validation, registry: dict[str, Source]) -> dict[str, pl.Series]:

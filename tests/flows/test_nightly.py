@@ -12,9 +12,11 @@ from typer.testing import CliRunner
 
 from audit.log import read, verify
 from casework.store import Store
+from sources.registry import load_registry
 from sources.synth import SynthSpec, generate
 from tidlig.cli import app
 from tidlig.settings import load_config
+from validate.contract import reference_order
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 AS_OF = date(2026, 11, 1)
@@ -201,3 +203,20 @@ def test_no_personal_data_in_flow_logs_mlflow_runs_or_data_docs(nightly_run):
     leaked_pseudonyms = {p for p in pseudonyms if p in blob}
     assert not leaked_cprs, f"{len(leaked_cprs)} CPR numbers found in logs or artifacts"
     assert not leaked_pseudonyms, f"{len(leaked_pseudonyms)} pseudonyms found in logs or artifacts"
+
+
+def test_registers_others_look_up_are_validated_first_and_the_rest_side_by_side(nightly_run):
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    _, first, _, _ = nightly_run
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(first.run_id)])))
+    spans = sorted((r.start_time, r.end_time) for r in runs if r.name.startswith("validate_source"))
+    referenced, independent = reference_order(load_registry())
+    assert len(spans) == len(referenced) + len(independent)
+    looked_up, rest = spans[: len(referenced)], spans[len(referenced):]
+    assert max(end for _, end in looked_up) <= min(start for start, _ in rest), "the population's ids are known before others are checked"
+    assert any(later_start < end for (_, end), (later_start, _) in zip(rest, rest[1:])), "no two registers were validated at once"
