@@ -226,7 +226,23 @@ def run_prefect(folder: Path, home: Path, model_file: Path) -> dict:
     start = time.perf_counter()
     again = nightly(NightlyParams(as_of=AS_OF, extracts=folder))
     return {"seconds": seconds, "rerun_seconds": time.perf_counter() - start, "flags": summary.flags_total,
-            "rerun_created": again.flags_created}
+            "rerun_created": again.flags_created, "tasks": _task_seconds(summary.run_id)}
+
+
+def _task_seconds(flow_run_id: str) -> dict[str, float]:
+    """Seconds per task of one flow run, summed over its runs of the task (as Prefect recorded them)."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)])), limit=200)
+    seconds: dict[str, float] = {}
+    for run in runs:
+        name = run.name.rsplit("-", 1)[0]
+        seconds[name] = seconds.get(name, 0.0) + (run.end_time - run.start_time).total_seconds()
+    return seconds
 
 
 def _register(home: Path, model_file: Path) -> None:
@@ -404,6 +420,9 @@ def _table(results: dict, flow: dict | None) -> None:
         overhead = flow["seconds"] - sum(results[size]["seconds"].values())
         print(f"through Prefect at {size:,} persons: {flow['seconds']:.1f} s (orchestration and tracking about {overhead:+.1f} s); "
               f"a rerun of the same key: {flow['rerun_seconds']:.1f} s, {flow['rerun_created']} flags created")
+        tasks = sorted(flow["tasks"].items(), key=lambda item: -item[1])
+        print("  its tasks (seconds, summed over runs of a task; tasks run side by side overlap): "
+              + ", ".join(f"{name} {seconds:.1f}" for name, seconds in tasks))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, ConfigDict
 
@@ -332,9 +333,11 @@ def nightly(params: NightlyParams) -> NightlySummary:
         capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}
         drafts = route_flags(hits, scored, ruleset, config.routing.table, params.as_of, families, history, capacities)
         doing = "evidence"
-        behind = evidence_for_flags(sources, families, drafts, params.as_of)
+        # quote(): Prefect would otherwise walk every reason and evidence row looking for futures
+        # (at 650,000 persons a minute per call); these collections never hold any.
+        behind = evidence_for_flags(sources, families, quote(drafts), params.as_of)
         doing = "store"
-        created = store_flags(store, run_id, drafts, behind)
+        created = store_flags(store, run_id, quote(drafts), quote(behind))
     except Exception as exc:
         _record_failure(store, run_id, doing, exc)
         raise
