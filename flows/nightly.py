@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass, replace
+from functools import partial
 from datetime import date, datetime
 from pathlib import Path
 from collections.abc import Callable
@@ -256,22 +257,25 @@ def ingest(store: Store, run_id: str, folder: Path | str, context: Any, max_inva
             quarantined += validation.rows_quarantined
             sources[source.name] = pseudonymise_source(validation, source, key)
 
+        def checked(source: Source) -> Validation:
+            return validate_source(read_source(folder, source), source, context, max_invalid_share, run, registered)
+
         # The sources others look values up in come first, one by one.
         for source in referenced:
-            validation = _refused_kept(store, run_id, lambda: validate_source(read_source(folder, source), source, context, max_invalid_share, run, registered))
+            validation = _refused_kept(store, run_id, partial(checked, source))
             registered |= references_from(validation, registry)
             accept(source, validation)
-        # The rest only read those values, so within a flow run they are read and validated side by side.
+        # The rest only read those values, so within a flow run they are read and validated side by side;
+        # called as a plain function (benchmarks, tools) they go one after another.
         if FlowRunContext.get() is not None:
-            pending = [
-                (source, validate_source.submit(read_source.submit(folder, source), source, context, max_invalid_share, run, registered))
+            results = [
+                validate_source.submit(read_source.submit(folder, source), source, context, max_invalid_share, run, registered).result
                 for source in independent
             ]
-            for source, future in pending:
-                accept(source, _refused_kept(store, run_id, future.result))
-        else:  # called as a plain function (benchmarks, tools): one after another
-            for source in independent:
-                accept(source, _refused_kept(store, run_id, lambda: validate_source(read_source(folder, source), source, context, max_invalid_share, run, registered)))
+        else:
+            results = [partial(checked, source) for source in independent]
+        for source, result in zip(independent, results):
+            accept(source, _refused_kept(store, run_id, result))
     return sources, quarantined
 
 
