@@ -215,6 +215,18 @@ def compute(
     return table.join(values, on="person", how="left").with_columns(counts).select(*table.collect_schema().names(), *_order(catalogue)).collect()
 
 
+# What each kind of aggregate gives: counts, days and weeks are whole numbers, means are not.
+VALUE_TYPES: dict[str, pl.DataType] = {
+    "count": pl.Int64(), "longest_spell_weeks": pl.Int64(), "days_since_last": pl.Int64(),
+    "mean": pl.Float64(), "change_in_mean": pl.Float64(),
+}
+
+
+def feature_schema(catalogue: tuple[Feature, ...] = CATALOGUE) -> dict[str, pl.DataType]:
+    """The columns compute adds and their types, in its order: what later stages may read."""
+    return {c: VALUE_TYPES[f.agg] if c == f.name else pl.String() for f in catalogue for c in _order((f,))}
+
+
 def _order(catalogue: tuple[Feature, ...]) -> list[str]:
     """Each feature in catalogue order, a parent's feature followed by which parent it is about."""
     return [c for f in catalogue for c in (f.name, f"{f.name}_parent")[: 1 + f.names_parent]]

@@ -6,7 +6,10 @@ from datetime import date
 
 import polars as pl
 
-# The contract with the feature and score stages: one row per person on an as-of date.
+from features.compute import feature_schema
+
+# The contract with the feature and score stages: one row per person on an as-of date, holding the
+# link stage's columns, every catalogue feature, the score and the team of an open case.
 PERSON_SCHEMA: dict[str, pl.DataType] = {
     "person": pl.String(),
     "target": pl.String(),
@@ -16,13 +19,8 @@ PERSON_SCHEMA: dict[str, pl.DataType] = {
     "score": pl.Int64(),
     "probability": pl.Float64(),
     "model_version": pl.String(),
-    "notifications_365d": pl.Int64(),
-    "days_since_last_notification": pl.Int64(),
-    "school_absence_pct_90d": pl.Float64(),
-    "parent_substance_treatment_365d": pl.Int64(),
-    "parent_benefit_weeks_365d": pl.Int64(),
-    "substance_treatment_365d": pl.Int64(),
-    "benefit_weeks_365d": pl.Int64(),
+    **feature_schema(),
+    # From the link stage; sex and origin group are left out on purpose: no rule may select by them.
     "children_in_household": pl.Int64(),
     # From the CPR register through the link stage; null until a source supplies them.
     "moved_away": pl.Boolean(),

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.catalogue import CATALOGUE, COUNT_LIKE, SPELL_GAP_DAYS, Feature
-from features.compute import compute
+from features.compute import compute, feature_schema
 
 AS_OF = date(2025, 6, 1)
 PEOPLE = ["p1", "p2", "p3", "c1", "c2", "c3", "c4"]
@@ -214,3 +214,8 @@ def test_a_missing_source_is_named():
     with pytest.raises(ValueError, match=r"needs source\(s\) \['benefits'\]"):
         compute(pl.DataFrame({"person": PEOPLE}), {name: _frame([]) for name in SOURCES - {"benefits"}},
                 pl.DataFrame(FAMILIES, schema=["parent", "child", "relation"], orient="row"), AS_OF)
+
+
+def test_feature_schema_says_the_columns_and_types_compute_gives():
+    table = _compute([])
+    assert dict(table.drop("person").schema) == feature_schema()

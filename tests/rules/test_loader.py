@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from features.catalogue import FEATURE_NAMES
 from rules.engine import RULES_DIR, RuleError, TestFailure, load_rules, run_embedded_tests
 
 GOOD_RULE = {
@@ -58,6 +59,16 @@ def with_case(**changes) -> dict:
 def test_good_file_loads(tmp_path):
     ruleset = load_rules(write(tmp_path, GOOD_FILE, "good.yaml").parent)
     assert [r.id for r in ruleset.rules] == ["test-rule"]
+    assert run_embedded_tests(ruleset) == []
+
+
+@pytest.mark.parametrize("feature", FEATURE_NAMES)
+def test_a_rule_may_read_every_catalogue_feature(tmp_path, feature):
+    data = with_rule(condition=f"{feature} >= 2", reason_da="Værdi {%s}" % feature, reason_en="Value {%s}" % feature,
+                     tests=[{"case": "fires at 2", "given": {feature: 2}, "fires": True},
+                            {"case": "quiet at 1", "given": {feature: 1}, "fires": False}])
+    ruleset = load_rules(write(tmp_path, data, "features.yaml").parent)
+    assert ruleset.rules[0].value_columns == (feature,)
     assert run_embedded_tests(ruleset) == []
 
 
