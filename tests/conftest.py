@@ -17,6 +17,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="tidlig-prefect-")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# The audit key and checkpoints of the tests' throwaway stores stay out of the working folder's .tidlig.
+os.environ["TIDLIG_AUDIT_DIR"] = tempfile.mkdtemp(prefix="tidlig-audit-")
 
 POSTGRES_URL = os.environ.get(
     "TIDLIG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -29,6 +31,7 @@ def tidlig_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "tidlig-home"
     monkeypatch.setenv("TIDLIG_HOME", str(home))
     monkeypatch.delenv("TIDLIG_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TIDLIG_AUDIT_DIR", raising=False)  # the key and checkpoints go with the home, as by default
     return home
 
 

@@ -323,8 +323,7 @@ def test_verify_refuses_a_database_without_a_store(database_url, tidlig_home, mo
         assert not sa.inspect(conn).has_table("audit_events")
 
 
-def test_verify_reports_an_emptied_log_and_rows_without_events(tidlig_home, monkeypatch):
-    monkeypatch.delenv("TIDLIG_AUDIT_DIR")
+def test_verify_reports_an_emptied_log_and_rows_without_events(tidlig_home):
     store = Store.from_url(f"sqlite:///{tidlig_home / 'tidlig.db'}")
     store.create_schema()
     flag_id = _flag(store)
@@ -353,3 +352,45 @@ def _flag(store: Store) -> int:
     [flag_id] = store.save_flags("run-1", [draft])
     return flag_id
 
+
+
+# A log written before the audit key keeps verifying; from the upgrade on, every row must be keyed.
+
+
+def test_a_log_from_before_the_key_still_verifies_and_cannot_be_extended_without_it(database_url):
+    from alembic import command
+    from alembic.config import Config
+
+    from audit.log import make_engine
+    from casework.store import MIGRATIONS
+
+    engine = make_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0007")
+        prev_hash = GENESIS_HASH
+        for seq in (1, 2, 3):  # as the code before the key wrote them: plain SHA-256, no scheme column
+            row = unkeyed_row(seq, prev_hash, {"as_of": "2026-11-01", "flow": "nightly", "run_id": f"old-{seq}"})
+            del row["scheme"]
+            conn.execute(sa.table("audit_events", *map(sa.column, row)).insert().values(**row))
+            prev_hash = row["hash"]
+
+    Store(engine).create_schema()
+    append_runs(engine, 2, start=10)
+
+    with engine.connect() as conn:
+        schemes = conn.execute(sa.select(audit_events.c.scheme).order_by(audit_events.c.seq)).scalars().all()
+        keyed_from = conn.execute(sa.select(audit_scheme.c.keyed_from)).scalar_one()
+    assert (schemes, keyed_from) == (["sha256"] * 3 + ["hmac-sha256"] * 2, 4)
+    assert verify(engine).checked == 5 and verify(engine).ok
+
+    with engine.begin() as conn:
+        head = conn.execute(sa.select(audit_events).order_by(audit_events.c.seq.desc()).limit(1)).one()
+        conn.execute(audit_events.insert().values(**unkeyed_row(6, head.hash, {"as_of": "2026-11-01", "flow": "nightly", "run_id": "late"})))
+    result = verify(engine)
+    engine.dispose()
+
+    assert (result.ok, result.first_broken_seq) == (False, 6)
+    assert "every row from 4 on is keyed" in result.problem
