@@ -377,9 +377,13 @@ class _Chain:
             moved_from = self._original_seq(row, payload, key)
             if moved_from is not None:
                 return row.seq, f"row {row.seq} holds the entry written as row {moved_from}: rows were moved"
+            wrong_key = (
+                f"; if every row from {row.seq} on fails, this is not the key the log was written with: "
+                f"check {DIR_ENV} and {KEY_ENV}" if row.seq == self.keyed_from and key else ""
+            )
             return row.seq, (
                 f"row {row.seq} was edited or forged: its hash does not match its contents under the audit key "
-                "(a row added or rewritten without the key cannot match)"
+                f"(a row added or rewritten without the key cannot match){wrong_key}"
             )
         if row.prev_hash != prev_hash:
             # This row is intact and names the previous row's original hash: the previous row is the fake.
@@ -526,7 +530,8 @@ def _off_checkpoint(row: sa.Row, anchors: dict[int, Checkpoint]) -> tuple[int, s
         return None
     return row.seq, (
         f"row {row.seq} is not the event the checkpoint of {_when(anchor)} recorded (hash {anchor.hash[:12]}…, "
-        f"now {row.hash[:12]}…): the log was rewritten up to here and its hashes recomputed"
+        f"now {row.hash[:12]}…): the log was rewritten up to here and its hashes recomputed "
+        f"(unless {DIR_ENV} holds another store's checkpoints)"
     )
 
 

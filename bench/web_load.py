@@ -262,6 +262,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tidlig-web-bench-") as folder:
         home = args.home or Path(folder)
         home.mkdir(parents=True, exist_ok=True)
+        os.environ["TIDLIG_HOME"] = str(home)  # the rows built here are keyed with the audit key the server appends with
         url = args.database_url or f"sqlite:///{home / 'tidlig.db'}"
         if args.reuse and _flag_count(url):
             print(f"Reusing the store with {_flag_count(url):,} flags")
