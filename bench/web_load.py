@@ -67,6 +67,7 @@ def build_store(url: str, n_flags: int, n_users: int, days: int, seed: int = 7) 
     flag_rows: list[dict] = []
     audit_rows: list[dict] = []
     flag_id, seq, prev_hash = 0, 0, GENESIS_HASH
+    key = load_key(create=True)
     for day in range(days):
         as_of = LAST_AS_OF - timedelta(days=day)
         ranks = {team.id: 0 for team in teams}
@@ -91,7 +92,7 @@ def build_store(url: str, n_flags: int, n_users: int, days: int, seed: int = 7) 
             seq += 1
             payload = dict(flag_id=flag_id, as_of=as_of.isoformat(), person=person, team=team.id,
                            rule_ids=["child-notifications"], score=flag_rows[-1]["score"])
-            digest = entry_hash(seq, created_at, "system", "flag.created", payload, prev_hash, key=load_key(create=True))
+            digest = entry_hash(seq, created_at, "system", "flag.created", payload, prev_hash, key=key)
             audit_rows.append(dict(seq=seq, at=created_at, actor="system", kind="flag.created",
                                    payload=canonical_json(payload), prev_hash=prev_hash, hash=digest, scheme=KEYED))
             prev_hash = digest
