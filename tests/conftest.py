@@ -76,6 +76,27 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def app_role(database_url):
+    """A fresh PostgreSQL login role beside the store's owner, as `tidlig db grant-app-role` is given: (owner store, role, its URL)."""
+    import sqlalchemy as sa
+
+    from casework.store import Store
+
+    owner = Store.from_url(database_url)
+    owner.create_schema()
+    # Roles belong to the whole server: a name of this test's own, dropped after it.
+    role = f"tidlig_app_{uuid.uuid4().hex[:10]}"
+    with owner.engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+    url = sa.engine.make_url(database_url).set(username=role, password=None).render_as_string(hide_password=False)
+    yield owner, role, url
+    owner.close()
+    with owner.engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP OWNED BY {role}")
+        conn.exec_driver_sql(f"DROP ROLE {role}")
+
+
 @pytest.fixture(scope="session")
 def prefect_api():
     """One temporary Prefect API for the whole test session (starting one takes ~15 s)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 
@@ -233,27 +232,19 @@ def test_work_done_through_tidlig_is_accounted_for(store):
 
 
 @pytest.fixture
-def app_role(database_url):
-    owner = Store.from_url(database_url)
-    owner.create_schema()
-    role = f"tidlig_app_{uuid.uuid4().hex[:10]}"
-    with owner.engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+def web_role(app_role):
+    """The store's owner, and an engine logged in as the web app's role after `tidlig db grant-app-role`."""
+    owner, role, url = app_role
     grant_app_role(owner.engine, role)
-    url = sa.engine.make_url(database_url).set(username=role, password=None).render_as_string(hide_password=False)
     web = sa.create_engine(url)
     yield owner, web
     web.dispose()
-    owner.close()
-    with owner.engine.begin() as conn:
-        conn.exec_driver_sql(f"DROP OWNED BY {role}")
-        conn.exec_driver_sql(f"DROP ROLE {role}")
 
 
 @on_postgresql
 @pytest.mark.parametrize("scheme", ["sha256", "hmac-sha256"])
-def test_a_forged_append_by_the_web_role_is_found(app_role, scheme):
-    owner, web = app_role
+def test_a_forged_append_by_the_web_role_is_found(web_role, scheme):
+    owner, web = web_role
     append_runs(owner.engine, 3)
     with web.begin() as conn:
         head = conn.execute(sa.select(audit_events).order_by(audit_events.c.seq.desc()).limit(1)).one()
@@ -267,8 +258,8 @@ def test_a_forged_append_by_the_web_role_is_found(app_role, scheme):
 
 
 @on_postgresql
-def test_the_web_role_cannot_move_where_keying_starts(app_role):
-    owner, web = app_role
+def test_the_web_role_cannot_move_where_keying_starts(web_role):
+    owner, web = web_role
     for statement in ("UPDATE audit_scheme SET keyed_from = 100", "DELETE FROM audit_scheme", "INSERT INTO audit_scheme VALUES (100)"):
         with pytest.raises(sa.exc.ProgrammingError, match="permission denied for table audit_scheme"):
             with web.begin() as conn:
@@ -276,8 +267,8 @@ def test_the_web_role_cannot_move_where_keying_starts(app_role):
 
 
 @on_postgresql
-def test_a_decision_the_web_role_changes_directly_is_found(app_role):
-    owner, web = app_role
+def test_a_decision_the_web_role_changes_directly_is_found(web_role):
+    owner, web = web_role
     flag_id = _flag(owner)
     owner.decide(flag_id, "dismiss", reason="kendt i forvejen", by="mette")
     with web.begin() as conn:
