@@ -6,7 +6,9 @@ Each row's hash is the HMAC-SHA256 (hex), under the audit key, of the canonical 
 re-check the chain with a SQL client, the key file and any HMAC tool.
 
 The key is why a database login alone cannot forge: the web app's role may insert rows, and the
-owner may rewrite them, but neither can compute a hash that verifies. Rows written before the key
+owner may rewrite them, but neither can compute a hash that verifies. (An append function run as
+the owner would keep the web role from writing rows directly, but not from calling it with any
+content, nor the owner from rewriting; and SQLite has no roles.) Rows written before the key
 came (scheme ``sha256``: the plain SHA-256 of the same JSON) stay verifiable; audit_scheme.keyed_from
 says where they end, and every row from there on must be keyed.
 
