@@ -29,7 +29,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from audit.log import GENESIS_HASH, audit_events, canonical_json, entry_hash
+from audit.log import GENESIS_HASH, KEYED, audit_events, canonical_json, entry_hash, load_key
 from casework.accounts import Accounts, users
 from casework.store import Store, flags, runs
 from web.app import routing_teams
@@ -67,6 +67,7 @@ def build_store(url: str, n_flags: int, n_users: int, days: int, seed: int = 7) 
     flag_rows: list[dict] = []
     audit_rows: list[dict] = []
     flag_id, seq, prev_hash = 0, 0, GENESIS_HASH
+    key = load_key(create=True)
     for day in range(days):
         as_of = LAST_AS_OF - timedelta(days=day)
         ranks = {team.id: 0 for team in teams}
@@ -91,9 +92,9 @@ def build_store(url: str, n_flags: int, n_users: int, days: int, seed: int = 7) 
             seq += 1
             payload = dict(flag_id=flag_id, as_of=as_of.isoformat(), person=person, team=team.id,
                            rule_ids=["child-notifications"], score=flag_rows[-1]["score"])
-            digest = entry_hash(seq, created_at, "system", "flag.created", payload, prev_hash)
+            digest = entry_hash(seq, created_at, "system", "flag.created", payload, prev_hash, key=key)
             audit_rows.append(dict(seq=seq, at=created_at, actor="system", kind="flag.created",
-                                   payload=canonical_json(payload), prev_hash=prev_hash, hash=digest))
+                                   payload=canonical_json(payload), prev_hash=prev_hash, hash=digest, scheme=KEYED))
             prev_hash = digest
             if len(flag_rows) >= CHUNK:
                 _flush(store, flag_rows, audit_rows)
@@ -262,6 +263,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tidlig-web-bench-") as folder:
         home = args.home or Path(folder)
         home.mkdir(parents=True, exist_ok=True)
+        os.environ["TIDLIG_HOME"] = str(home)  # the rows built here are keyed with the audit key the server appends with
         url = args.database_url or f"sqlite:///{home / 'tidlig.db'}"
         if args.reuse and _flag_count(url):
             print(f"Reusing the store with {_flag_count(url):,} flags")

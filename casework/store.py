@@ -304,6 +304,7 @@ class Store:
                 runs.update().where(runs.c.run_id == run_id).values(status=status, finished_at=_now(), counts=counts)
             )
             audit_log.append(conn, RunFinished(run_id, run.as_of, status, counts), actor=SYSTEM)
+        audit_log.write_checkpoint(self.engine)
 
     def fail_run(self, run_id: str, stage: str, error: str) -> None:
         """Record that a run stopped at a stage, with the error (CPR-shaped numbers blanked out)."""
@@ -316,6 +317,7 @@ class Store:
                 .values(status="failed", finished_at=_now(), failed_stage=stage, error=error)
             )
             audit_log.append(conn, RunFailed(run_id, run.as_of, stage, error), actor=SYSTEM)
+        audit_log.write_checkpoint(self.engine)
 
     def set_run_key(self, run_id: str, **key: str | None) -> None:
         """Record a running run's key as it becomes known: snapshot, model_version, rules_version."""
@@ -561,6 +563,7 @@ class Store:
             )
             event = FlagDecided(flag_id, row.person, decision, reason, defer_until)
             audit_log.append(conn, event, actor=by)
+        audit_log.write_checkpoint(self.engine)
         return Decision(decision_id, flag_id, decision, reason, by, at, defer_until)
 
 
@@ -614,6 +617,7 @@ def grant_app_role(engine: Engine, role: str) -> list[str]:
             *((name, "SELECT, INSERT, UPDATE" + (", DELETE" if name in APP_ROLE_DELETES else "")) for name in tables),
             ("alembic_version", "SELECT"),  # the app checks at start that the schema is current
             (audit_log.audit_events.name, "SELECT, INSERT"),
+            (audit_log.audit_scheme.name, "SELECT"),  # where keyed rows begin: the app must not move it
         ):
             # Anything granted before (an UPDATE on the audit log, say) goes first.
             statements += [f"REVOKE ALL ON {schema}.{quote(table)} FROM {who}", f"GRANT {rights} ON {schema}.{quote(table)} TO {who}"]

@@ -17,6 +17,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="tidlig-prefect-")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# The audit key and checkpoints of the tests' throwaway stores stay out of the working folder's .tidlig.
+os.environ["TIDLIG_AUDIT_DIR"] = tempfile.mkdtemp(prefix="tidlig-audit-")
 
 POSTGRES_URL = os.environ.get(
     "TIDLIG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -29,6 +31,7 @@ def tidlig_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "tidlig-home"
     monkeypatch.setenv("TIDLIG_HOME", str(home))
     monkeypatch.delenv("TIDLIG_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TIDLIG_AUDIT_DIR", raising=False)  # the key and checkpoints go with the home, as by default
     return home
 
 
@@ -71,6 +74,27 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
     return url
+
+
+@pytest.fixture
+def app_role(database_url):
+    """A fresh PostgreSQL login role beside the store's owner, as `tidlig db grant-app-role` is given: (owner store, role, its URL)."""
+    import sqlalchemy as sa
+
+    from casework.store import Store
+
+    owner = Store.from_url(database_url)
+    owner.create_schema()
+    # Roles belong to the whole server: a name of this test's own, dropped after it.
+    role = f"tidlig_app_{uuid.uuid4().hex[:10]}"
+    with owner.engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+    url = sa.engine.make_url(database_url).set(username=role, password=None).render_as_string(hide_password=False)
+    yield owner, role, url
+    owner.close()
+    with owner.engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP OWNED BY {role}")
+        conn.exec_driver_sql(f"DROP ROLE {role}")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import threading
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from audit.log import (
     audit_events,
     create_schema,
     entry_hash,
+    load_key,
     make_engine,
     read,
     reading,
@@ -55,9 +57,11 @@ def tampering(engine):
         yield conn
 
 
-def test_empty_log_verifies(engine):
-    assert verify(engine).ok
-    assert verify(engine).checked == 0
+def test_an_empty_log_is_not_reported_intact(engine):
+    result = verify(engine)
+
+    assert (result.ok, result.checked) == (False, 0)
+    assert "the audit log is empty" in result.problem and "TIDLIG_DATABASE_URL" in result.problem
 
 
 def test_chain_verifies_after_many_appends(engine):
@@ -75,15 +79,18 @@ def test_chain_verifies_after_many_appends(engine):
     assert all(later.prev_hash == earlier.hash for earlier, later in zip(entries, entries[1:]))
 
 
-def test_an_auditor_can_recompute_a_hash_from_the_documented_format(engine):
+def test_an_auditor_can_recompute_a_hash_from_the_documented_format(engine, audit_dir):
     append_runs(engine, 1)
     with engine.connect() as conn:
         row = conn.execute(sa.select(audit_events)).one()
     at = read(engine)[0].at.isoformat(timespec="microseconds")
     material = [row.seq, at, row.actor, row.kind, json.loads(row.payload), row.prev_hash]
     canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    key = bytes.fromhex((audit_dir / "chain.key").read_text())
 
-    assert hashlib.sha256(canonical.encode()).hexdigest() == row.hash
+    assert row.scheme == "hmac-sha256"
+    assert hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest() == row.hash
+    assert hashlib.sha256(canonical.encode()).hexdigest() != row.hash
     assert at.endswith("+00:00")
 
 
@@ -117,7 +124,7 @@ def test_forged_row_with_recomputed_hash_is_found_by_the_next_link(engine):
     forged = {"as_of": "2026-01-01", "flow": "nightly", "run_id": "run-forged"}
     with tampering(engine) as conn:
         row = conn.execute(sa.select(audit_events).where(audit_events.c.seq == 3)).one()
-        new_hash = entry_hash(3, row.at, row.actor, row.kind, forged, row.prev_hash)
+        new_hash = entry_hash(3, row.at, row.actor, row.kind, forged, row.prev_hash, key=load_key())
         conn.execute(
             audit_events.update().where(audit_events.c.seq == 3).values(payload=json.dumps(forged), hash=new_hash)
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, timedelta
 
 import pytest
@@ -25,22 +24,6 @@ def _draft() -> FlagDraft:
                     "3 underretninger det seneste år", "3 notifications in the past year", 2, {"notifications_365d": 3})
     return FlagDraft(as_of=AS_OF, person="a0a0a0a0a0a00001", target="child", team="familie-nord", priority=2, rank=1,
                      queued=False, score=12, probability=0.2, model_version="m/1", rules_version="r", reasons=(reason,))
-
-
-@pytest.fixture
-def app_role(database_url):
-    owner = Store.from_url(database_url)
-    owner.create_schema()
-    # Roles belong to the whole server: a name of this test's own, dropped after it.
-    role = f"tidlig_app_{uuid.uuid4().hex[:10]}"
-    with owner.engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
-    url = sa.engine.make_url(database_url).set(username=role, password=None).render_as_string(hide_password=False)
-    yield owner, role, url
-    owner.close()
-    with owner.engine.begin() as conn:
-        conn.exec_driver_sql(f"DROP OWNED BY {role}")
-        conn.exec_driver_sql(f"DROP ROLE {role}")
 
 
 @on_postgresql
