@@ -234,7 +234,7 @@ def demo(
         "Where to look next:\n"
         "  tidlig flags list --team TEAM        a team's list\n"
         "  tidlig flags show ID                 why a person was flagged (the view is logged)\n"
-        "  tidlig flags decide ID accept|dismiss|defer --reason TEXT --by NAME\n"
+        "  tidlig flags decide ID accept|dismiss|defer --reason TEXT --by USERNAME   (dismiss: --reason-code CODE)\n"
         "  tidlig audit verify                  check the audit log's hash chain\n"
         "  tidlig users add mette.h --name 'Mette Hansen' --role caseworker --team familie-nord\n"
         "  tidlig serve --insecure-cookies      the web app on http://127.0.0.1:8000 (plain HTTP: local trial only)\n"
