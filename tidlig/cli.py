@@ -61,6 +61,18 @@ def _explain_and_exit(exc: Exception, command: str) -> None:
             "Check that the database server is running and that the URL is right, e.g. "
             "postgresql+psycopg://USER@HOST:5432/DB or sqlite:///PATH"
         )
+    if type(exc).__module__.startswith("mlflow."):
+        import re
+
+        import mlflow
+
+        def hidden(text: str) -> str:  # a password in the URI stays off the screen
+            return re.sub(r"//[^/@\s]*@", "//***@", text)
+
+        _fail(
+            f"{command}: MLflow at {hidden(mlflow.get_tracking_uri())} (--tracking-uri or MLFLOW_TRACKING_URI) failed: {hidden(str(exc))}\n"
+            "Check that the tracking server is running and that the URI is right."
+        )
     if isinstance(exc, OSError) and exc.filename:
         _fail(f"{command}: cannot use {exc.filename}: {exc.strerror}")
     typer.secho(

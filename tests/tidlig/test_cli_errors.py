@@ -78,6 +78,14 @@ def test_a_database_url_that_is_no_url_or_no_place_is_named(tidlig_home, monkeyp
     refused(tidlig("flags", "list"), f"cannot use {tmp_path / 'a-file'}")
 
 
+def test_an_mlflow_server_that_does_not_answer_is_named(tidlig_home, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    result = tidlig("models", "list", "--tracking-uri", "http://tidlig:hemmelig@127.0.0.1:9")
+    refused(result, "tidlig models list: MLflow at http://***@127.0.0.1:9 (--tracking-uri or MLFLOW_TRACKING_URI) failed",
+            "Connection refused", "Check that the tracking server is running")
+    assert "hemmelig" not in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
