@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,19 +28,15 @@ from audit.events import (
     RunStarted,
     SourceValidated,
     jsonable,
-    looks_like_cpr,
     redact_cpr,
 )
+from casework.decisions import DECISIONS, LOCAL_ZONE, Conflict, DecisionConflict, DecisionRefused, problems, stored_reason
 from routing.flags import FlagDraft, Reason, Suppression
 
 SYSTEM = "system"
 FLAG_STATUSES = ("open", "accepted", "dismissed", "deferred", "suppressed")
-DECISIONS = {"accept": "accepted", "dismiss": "dismissed", "defer": "deferred"}
-NEEDS_REASON = ("dismiss", "defer")
 QUARANTINE_KEYS = ("file", "row_number", "column", "expectation", "reason", "value")
 MIGRATIONS = Path(__file__).with_name("migrations")
-# Deferral dates are the caseworker's calendar dates, not the server's.
-LOCAL_ZONE = ZoneInfo("Europe/Copenhagen")
 
 # Named constraints, so that Alembic migrations can refer to them later.
 metadata = sa.MetaData(
@@ -122,6 +117,8 @@ flags = sa.Table(
     # The source rows behind the reasons and signals: person, feature, source, event and known dates (0007).
     sa.Column("evidence", sa.JSON),
     sa.Column("deferred_until", sa.Date),  # set while deferred: from that date the flag is due again
+    # Raised by every decision: a decision names the version it was made on, so a second one on a stale view is refused (0009).
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("as_of", "person"),
@@ -225,6 +222,7 @@ class Flag:
     signals: tuple[dict, ...] = ()
     evidence: tuple[dict, ...] = ()  # event_date and known_date as dates
     deferred_until: date | None = None
+    version: int = 1  # what a decision on this flag names as the version it was made on
 
     def due_again(self, today: date) -> bool:
         """True when the flag was deferred to a date that has come: it is open again."""
@@ -545,22 +543,44 @@ class Store:
         reason: str | None,
         by: str,
         defer_until: date | None = None,
+        reason_code: str | None = None,
+        version: int | None = None,
     ) -> Decision:
-        """Record a caseworker's decision on a flag and update the flag's status."""
+        """Record a caseworker's decision on a flag made on the flag's `version`, and update the flag's status.
+
+        Raises DecisionConflict, changing nothing, when the flag has moved on from that version. Without
+        a version the decision is taken as made on the flag as it is now, which only an undecided flag
+        (open, or deferred to a date that has come) may be: a decided one needs the version it was seen at.
+        """
         reason = reason.strip() if reason and reason.strip() else None
+        reason_code = reason_code.strip() if reason_code and reason_code.strip() else None
         defer_until = defer_until.date() if isinstance(defer_until, datetime) else defer_until
-        _check_decision(decision, reason, by, defer_until)
+        if not by or not by.strip():
+            raise ValueError("a decision needs the name of the caseworker who made it (by=...)")
+        today = datetime.now(LOCAL_ZONE).date()
+        if found := problems(decision, reason_code=reason_code, reason=reason, defer_until=defer_until, today=today):
+            raise DecisionRefused(found)
+        reason = stored_reason(decision, reason_code, reason)
         at = _now()
         with self.engine.begin() as conn:
             row = _required_flag(conn, flag_id)
+            if version is None and _decided(row, today):
+                raise DecisionConflict(_conflict(conn, flag_id, None, row.version))
+            seen = row.version if version is None else version
+            # Compare and set: of two decisions made on the same version, the second finds none to change.
+            changed = conn.execute(
+                flags.update()
+                .where(flags.c.id == flag_id, flags.c.version == seen)
+                .values(status=DECISIONS[decision], deferred_until=defer_until, version=seen + 1)
+            ).rowcount
+            if changed != 1:
+                current = conn.execute(sa.select(flags.c.version).where(flags.c.id == flag_id)).scalar_one()
+                raise DecisionConflict(_conflict(conn, flag_id, seen, current))
             decision_id = conn.execute(
                 decisions.insert()
                 .values(flag_id=flag_id, decision=decision, reason=reason, by=by, at=at, defer_until=defer_until)
                 .returning(decisions.c.id)
             ).scalar_one()
-            conn.execute(
-                flags.update().where(flags.c.id == flag_id).values(status=DECISIONS[decision], deferred_until=defer_until)
-            )
             event = FlagDecided(flag_id, row.person, decision, reason, defer_until)
             audit_log.append(conn, event, actor=by)
         audit_log.write_checkpoint(self.engine)
@@ -636,23 +656,19 @@ def grant_app_role(engine: Engine, role: str) -> list[str]:
     return statements
 
 
-def _check_decision(decision: str, reason: str | None, by: str, defer_until: date | None) -> None:
-    if decision not in DECISIONS:
-        raise ValueError(f"unknown decision {decision!r}; use one of: {', '.join(DECISIONS)}")
-    if not by or not by.strip():
-        raise ValueError("a decision needs the name of the caseworker who made it (by=...)")
-    if decision in NEEDS_REASON and reason is None:
-        raise ValueError(f"to {decision} a flag, give a reason: the next caseworker and the auditors need it")
-    if reason is not None and looks_like_cpr(reason):
-        raise ValueError("the reason seems to contain a CPR number; describe the person without it")
-    if decision != "defer" and defer_until is not None:
-        raise ValueError(f"defer_until only goes with 'defer', not with {decision!r}; leave it out")
-    if decision == "defer":
-        today = datetime.now(LOCAL_ZONE).date()
-        if defer_until is None:
-            raise ValueError("to defer a flag, give defer_until: the date to look at it again")
-        if defer_until <= today:
-            raise ValueError(f"defer_until {defer_until} is not in the future (today is {today}); pick a later date")
+def _decided(row: sa.Row, today: date) -> bool:
+    # A deferral whose date has come is open again: deciding it needs no look at an earlier version.
+    due_again = row.status == "deferred" and row.deferred_until is not None and row.deferred_until <= today
+    return row.status in ("accepted", "dismissed", "deferred") and not due_again
+
+
+def _conflict(conn: Connection, flag_id: int, seen: int | None, current: int) -> Conflict:
+    latest = conn.execute(
+        sa.select(decisions).where(decisions.c.flag_id == flag_id).order_by(decisions.c.id.desc()).limit(1)
+    ).first()
+    if latest is None:
+        return Conflict(flag_id, seen, current, None, None, None)
+    return Conflict(flag_id, seen, current, latest.decision, latest.by, _utc(latest.at))
 
 
 def _quarantine_entry(row: Mapping[str, Any]) -> dict[str, Any]:

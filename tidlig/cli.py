@@ -6,11 +6,87 @@ import getpass
 from datetime import date
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
-app = typer.Typer(help="Tidlig: early warning for municipal social services. A person decides; Tidlig flags.", no_args_is_help=True)
+from casework.decisions import REASON_CODES
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+class _Commands(TyperGroup):
+    """Whatever goes wrong in a command ends in one message and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        command = _command_path(self, ctx)
+        try:
+            return super().invoke(ctx)
+        except (TyperException, typer.Exit, typer.Abort):  # usage errors, and commands that end as they meant to
+            raise
+        except Exception as exc:
+            _explain_and_exit(exc, command)
+
+
+def _command_path(group: TyperGroup, ctx: Any) -> str:
+    names, command = ["tidlig"], group
+    for word in [*getattr(ctx, "_protected_args", ()), *ctx.args]:
+        found = command.get_command(ctx, word) if isinstance(command, TyperGroup) else None
+        if found is None:
+            break
+        names.append(word)
+        command = found
+    return " ".join(names)
+
+
+def _explain_and_exit(exc: Exception, command: str) -> None:
+    import sqlalchemy as sa
+
+    from tidlig import settings
+
+    if isinstance(exc, sa.exc.DBAPIError | sa.exc.ArgumentError | sa.exc.NoSuchModuleError):
+        url = settings.database_url()
+        try:
+            shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        except sa.exc.ArgumentError:
+            shown = url
+        why = " ".join(line.strip() for line in str(getattr(exc, "orig", None) or exc).splitlines() if line.strip())
+        _fail(
+            f"{command}: cannot use the database {shown} (TIDLIG_DATABASE_URL): {why}\n"
+            "Check that the database server is running and that the URL is right, e.g. "
+            "postgresql+psycopg://USER@HOST:5432/DB or sqlite:///PATH"
+        )
+    if type(exc).__module__.startswith("mlflow."):
+        import re
+
+        import mlflow
+
+        def hidden(text: str) -> str:  # a password in the URI stays off the screen
+            return re.sub(r"//[^/@\s]*@", "//***@", text)
+
+        _fail(
+            f"{command}: MLflow at {hidden(mlflow.get_tracking_uri())} (--tracking-uri or MLFLOW_TRACKING_URI) failed: {hidden(str(exc))}\n"
+            "Check that the tracking server is running and that the URI is right."
+        )
+    if isinstance(exc, OSError) and exc.filename:
+        _fail(f"{command}: cannot use {exc.filename}: {exc.strerror}")
+    typer.secho(
+        f"Error: {command} stopped on an unexpected {type(exc).__name__}: {exc}. This is a fault in Tidlig, "
+        "not in what you asked for: please report it with the command you ran.",
+        fg=typer.colors.RED,
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
+app = typer.Typer(
+    cls=_Commands, help="Tidlig: early warning for municipal social services. A person decides; Tidlig flags.", no_args_is_help=True
+)
 run_app = typer.Typer(help="Run pipeline flows through Prefect.", no_args_is_help=True)
 flags_app = typer.Typer(help="Read and decide on flags.", no_args_is_help=True)
 audit_app = typer.Typer(help="Check the audit log.", no_args_is_help=True)
@@ -40,9 +116,10 @@ class Decision(str, Enum):
     defer = "defer"
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+# Typer lists the codes in the help and names them when a wrong one is given.
+ReasonCode = Enum("ReasonCode", {code: code for code in REASON_CODES}, type=str)
+# The options of `flags decide` that each field of a refused decision came from.
+DECISION_OPTIONS = {"decision": "DECISION", "reason_code": "--reason-code", "reason_text": "--reason", "defer_until": "--until"}
 
 
 def _parse_date(text: str, option: str) -> date:
@@ -169,7 +246,7 @@ def demo(
         "Where to look next:\n"
         "  tidlig flags list --team TEAM        a team's list\n"
         "  tidlig flags show ID                 why a person was flagged (the view is logged)\n"
-        "  tidlig flags decide ID accept|dismiss|defer --reason TEXT --by NAME\n"
+        "  tidlig flags decide ID accept|dismiss|defer --reason TEXT --by USERNAME   (dismiss: --reason-code CODE)\n"
         "  tidlig audit verify --checkpoints    check the audit log's hash chain and its checkpoints\n"
         "  tidlig users add mette.h --name 'Mette Hansen' --role caseworker --team familie-nord\n"
         "  tidlig serve --insecure-cookies      the web app on http://127.0.0.1:8000 (plain HTTP: local trial only)\n"
@@ -195,6 +272,16 @@ def _print_team_lists(as_of: date) -> None:
                 typer.echo(_flag_line(f))
 
 
+def _team_ids(store) -> list[str]:
+    """The teams flags are routed to: those of the routing table and any the store already knows."""
+    from casework.accounts import Accounts
+    from web.app import routing_teams
+
+    accounts = Accounts(store.engine)
+    accounts.sync_teams(routing_teams())
+    return sorted(team.id for team in accounts.list_teams())
+
+
 def _flag_line(f) -> str:
     score = f"score {f.score:>2}" if f.score is not None else "not scored"
     reasons = "; ".join(r.text_da for r in f.reasons)
@@ -209,7 +296,15 @@ def flags_list(
     status: Annotated[Optional[str], typer.Option(help="Only flags in this state: open, accepted, dismissed or deferred.")] = None,
 ) -> None:
     """List flags in priority order: pseudonym, priority, score, state and the reasons in plain words."""
-    flags = _store().list_flags(team=team, as_of=_parse_date(as_of, "--as-of") if as_of else None, status=status)
+    from casework.store import FLAG_STATUSES
+
+    day = _parse_date(as_of, "--as-of") if as_of else None
+    if status is not None and status not in FLAG_STATUSES:
+        _fail(f"--status {status!r} is no flag state; use one of: {', '.join(FLAG_STATUSES)}")
+    store = _store()
+    if team is not None and team not in (teams := _team_ids(store)):
+        _fail(f"--team {team!r}: there is no such team; teams are: {', '.join(teams)}")
+    flags = store.list_flags(team=team, as_of=day, status=status)
     if not flags:
         typer.echo("No flags match.")
     for f in flags:
@@ -229,6 +324,7 @@ def flags_show(
         _fail(str(exc))
     typer.echo(f"Flag #{f.id} for {f.person} ({f.target}), as of {f.as_of}")
     typer.echo(f"Team: {f.team}  priority {f.priority}  rank {f.rank}{'  (waiting beyond capacity)' if f.queued else ''}  state: {f.status}")
+    typer.echo(f"Version: {f.version} (decide on what you see here with: tidlig flags decide {f.id} ... --version {f.version})")
     if f.score is not None:
         typer.echo(f"Score: {f.score} of 20 (probability {f.probability:.1%}), model {f.model_version}")
     typer.echo(f"Rules version: {f.rules_version}\nReasons:")
@@ -246,17 +342,57 @@ def flags_show(
 def flags_decide(
     flag_id: Annotated[int, typer.Argument(help="The flag's number.")],
     decision: Annotated[Decision, typer.Argument(help="accept opens an early-intervention contact; dismiss or defer need a reason.")],
-    by: ByOption,
+    by: Annotated[str, typer.Option("--by", help="Your staff account's username (tidlig users add), recorded in the audit log.")],
     reason: Annotated[Optional[str], typer.Option(help="Why: required for dismiss and defer.")] = None,
+    reason_code: Annotated[Optional[ReasonCode], typer.Option("--reason-code", help="For dismiss: why, as auditors count it.")] = None,
     until: Annotated[Optional[str], typer.Option(help="For defer: the date (YYYY-MM-DD) to look again.")] = None,
+    version: Annotated[Optional[int], typer.Option("--version", help="The flag's version your decision is made on, as `flags show` printed it. Without it only an undecided flag can be decided; to change a decision, give the version you saw it at.")] = None,
 ) -> None:
-    """Record a caseworker's decision on a flag; it goes to the audit log."""
+    """Record a caseworker's decision on a flag; it goes to the audit log. A decision on a flag someone decided meanwhile is refused."""
+    from casework.decisions import DecisionConflict, DecisionRefused
+
     defer_until = _parse_date(until, "--until") if until else None
+    store = _store()
+    _check_decider(store, by, flag_id)
     try:
-        _store().decide(flag_id, decision.value, reason=reason, by=by, defer_until=defer_until)
+        store.decide(
+            flag_id, decision.value, reason=reason, reason_code=reason_code.value if reason_code else None,
+            by=by, defer_until=defer_until, version=version,
+        )
+    except DecisionRefused as refused:
+        _fail("; ".join(f"{DECISION_OPTIONS[problem.field]}: {problem.message}" for problem in refused.problems))
+    except DecisionConflict as conflict:
+        _fail(
+            f"{conflict}. Read it with `tidlig flags show {flag_id}`; to change that decision, "
+            f"decide again with --version {conflict.conflict.current_version}"
+        )
     except (LookupError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(f"Flag #{flag_id}: {decision.value} recorded by {by}.")
+
+
+def _check_decider(store, username: str, flag_id: int) -> None:
+    """Only an active caseworker or team lead of the flag's team decides on it, as in the web app."""
+    from casework.accounts import TEAM_ROLES, Accounts
+    from web.queries import flag_scope
+
+    scope = flag_scope(store.engine, flag_id)
+    if scope is None:
+        _fail(f"there is no flag #{flag_id}; find its number with `tidlig flags list`")
+    user = Accounts(store.engine).get_user(username)
+    if user is None:
+        _fail(
+            f"--by {username!r} is not a staff account; decisions are made by named staff. Add the account with "
+            f"`tidlig users add USERNAME --name 'FULL NAME' --role caseworker --team {scope.team}`, then give its username"
+        )
+    if not user.active:
+        _fail(f"--by {username!r}: the account is locked; an admin can unlock it on the web app's users page")
+    if user.role not in TEAM_ROLES:
+        _fail(f"--by {username!r} is a {user.role}; only caseworkers and team leads decide on flags")
+    if user.team != scope.team:
+        _fail(f"--by {username!r} is in team {user.team}, but flag #{flag_id} belongs to team {scope.team}; its own team decides on it")
+    if scope.queued and user.role != "teamlead":
+        _fail(f"flag #{flag_id} waits in team {scope.team}'s queue beyond capacity; only the team lead decides on it")
 
 
 @audit_app.command("verify")

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from audit.events import FlagListViewed
 from audit.log import append
 from casework.accounts import AccountError
+from casework.decisions import DECISIONS, REASON_CODES, DecisionConflict, DecisionRefused, split_reason
 from casework.store import FLAG_STATUSES, LOCAL_ZONE, Flag, Store
 from web import i18n, queries
 from web.auth import Forbidden, Viewer, accounts, require, require_form
@@ -20,7 +21,6 @@ from web.templating import render
 
 TEAM_ROLES = ("caseworker", "teamlead")
 TARGETS = ("child", "adult", "family")
-REASON_CODES = ("known_case", "no_concern", "data_error", "moved", "other")
 # Logged with every view of a flag: caseworkers open a flag to assess it.
 REVIEW_PURPOSE = "vurdering af markering"
 MAX_SIGNALS = 5
@@ -88,25 +88,39 @@ async def decide(flag_id: int, request: Request, viewer: Viewer = Depends(requir
     _check_scope(request, viewer, flag_id)
     form = await request.form()
     decision = str(form.get("decision", ""))
-    code = str(form.get("reason_code", ""))
-    explanation = str(form.get("reason_text", "")).strip()
-    defer_until = _date_or_none(str(form.get("defer_until", "")))
-    errors = _decision_errors(decision, code, explanation, defer_until)
-    if not errors:
-        reason = explanation or None
-        if decision == "dismiss":
-            # The code leads, so auditors can count reasons; the caseworker's words follow.
-            reason = f"{code}: {explanation}"
-        try:
-            store(request).decide(
-                flag_id, decision, reason=reason, by=viewer.username, defer_until=defer_until if decision == "defer" else None
-            )
-        except ValueError as exc:
-            errors = {"reason_text": str(exc)}
-    if errors:
+    # The form posts every field; a code only counts for a dismissal and a date only for a deferral.
+    try:
+        store(request).decide(
+            flag_id,
+            decision,
+            reason=str(form.get("reason_text", "")),
+            reason_code=str(form.get("reason_code", "")) if decision == "dismiss" else None,
+            defer_until=_date_or_none(str(form.get("defer_until", ""))) if decision == "defer" else None,
+            by=viewer.username,
+            version=_int_or_none(str(form.get("version", ""))),
+        )
+    except DecisionRefused as refused:
         flag = store(request).get_flag(flag_id, viewer=viewer.username, purpose=REVIEW_PURPOSE)
+        errors = {problem.field: problem.key for problem in reversed(refused.problems)}  # a field's first problem shows
         return _detail_page(request, flag, errors=errors, form=dict(form), status_code=422)
+    except DecisionConflict as conflict:
+        # The page comes back with the decision made meanwhile and the flag's new version in the form.
+        flag = store(request).get_flag(flag_id, viewer=viewer.username, purpose=REVIEW_PURPOSE)
+        return _detail_page(request, flag, conflict=_conflict_text(request, conflict), form=dict(form), status_code=409)
     return RedirectResponse(f"/flags/{flag_id}?saved=decision", status_code=303)
+
+
+def _conflict_text(request: Request, conflict: DecisionConflict) -> str:
+    language, found = i18n.language_of(request), conflict.conflict
+    if found.by is None:
+        return i18n.text("decision.changed", language)
+    return i18n.text(
+        "decision.conflict",
+        language,
+        who=_display_names(request).get(found.by, found.by),
+        at=i18n.format_datetime(found.at, language),
+        decision=i18n.text(f"status.{DECISIONS[found.decision]}", language),
+    )
 
 
 @router.post("/flags/{flag_id}/notes")
@@ -146,6 +160,7 @@ def _detail_page(
     message: str | None = None,
     errors: dict[str, str] | None = None,
     form: dict[str, Any] | None = None,
+    conflict: str | None = None,
     status_code: int = 200,
 ) -> Response:
     language = i18n.language_of(request)
@@ -164,33 +179,12 @@ def _detail_page(
         names=_display_names(request),
         reason_codes=REASON_CODES,
         message=message,
+        conflict=conflict,
         errors=errors or {},
         form=form or {},
         tomorrow=(today + timedelta(days=1)).isoformat(),
         split_reason=split_reason,
     )
-
-
-def _decision_errors(decision: str, code: str, explanation: str, defer_until: date | None) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    if decision not in ("accept", "dismiss", "defer"):
-        errors["decision"] = "decision.choose"
-    if decision == "dismiss" and code not in REASON_CODES:
-        errors["reason_code"] = "decision.need_code"
-    if decision in ("dismiss", "defer") and not explanation:
-        errors["reason_text"] = "decision.need_text"
-    if decision == "defer" and (defer_until is None or defer_until <= datetime.now(LOCAL_ZONE).date()):
-        errors["defer_until"] = "decision.need_date"
-    return errors
-
-
-def split_reason(reason: str | None) -> tuple[str | None, str]:
-    """A stored dismissal reason as (code, text); other reasons have no code."""
-    if reason and ":" in reason:
-        code, _, rest = reason.partition(":")
-        if code in REASON_CODES:
-            return code, rest.strip()
-    return None, reason or ""
 
 
 @dataclass(frozen=True)
@@ -307,6 +301,13 @@ def _display_names(request: Request) -> dict[str, str]:
 def _date_or_none(text: str) -> date | None:
     try:
         return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text)
     except ValueError:
         return None
 

@@ -184,6 +184,20 @@ TEXTS: dict[str, tuple[str, str]] = {
     "decision.need_code": ("Vælg en årsag til afvisningen.", "Choose a reason for dismissing."),
     "decision.need_text": ("Skriv en begrundelse.", "Write an explanation."),
     "decision.need_date": ("Vælg en dato i fremtiden.", "Choose a date in the future."),
+    "decision.no_cpr": (
+        "Begrundelsen ser ud til at indeholde et CPR-nummer. Beskriv borgeren uden det.",
+        "The explanation seems to contain a CPR number. Describe the citizen without it.",
+    ),
+    "decision.code_only_dismiss": ("En årsag hører kun til en afvisning.", "A reason code only goes with dismissing."),
+    "decision.date_only_defer": ("En dato hører kun til en udsættelse.", "A date only goes with deferring."),
+    "decision.conflict": (
+        "Markeringen er allerede afgjort af {who} {at} ({decision}). Din beslutning er ikke gemt: læs afgørelsen nedenfor, før du beslutter igen.",
+        "This flag was already decided by {who} at {at} ({decision}). Your decision was not saved: read that decision below before you decide again.",
+    ),
+    "decision.changed": (
+        "Markeringen er ændret, siden du åbnede den. Din beslutning er ikke gemt: se den igen, før du beslutter.",
+        "The flag changed since you opened it. Your decision was not saved: look at it again before you decide.",
+    ),
     "decision.by": ("{who}, {at}", "{who}, {at}"),
     "reason.known_case": ("Borgeren har allerede en sag eller indsats", "The citizen already has a case or support"),
     "reason.no_concern": ("Ingen bekymring efter gennemgang", "No concern after review"),

@@ -8,7 +8,8 @@ from datetime import date, timedelta
 import pytest
 
 from audit.log import read, verify
-from casework.store import Store
+from casework.decisions import DECISIONS, DecisionConflict
+from casework.store import Store, flags
 from routing.flags import FlagDraft, Reason
 
 AS_OF = date(2026, 11, 1)
@@ -247,12 +248,15 @@ def test_decide_updates_status_and_is_audited(store, run):
     ("decision", "options", "message"),
     [
         ("close", {"reason": "x"}, "use one of: accept, dismiss, defer"),
-        ("dismiss", {"reason": "  "}, "to dismiss a flag, give a reason"),
+        ("dismiss", {"reason": "  ", "reason_code": "known_case"}, "to dismiss a flag, give a reason"),
+        ("dismiss", {"reason": "kendt sag"}, "give a reason code; use one of: known_case, no_concern"),
+        ("dismiss", {"reason": "kendt sag", "reason_code": "busy"}, "unknown reason code 'busy'; use one of: known_case"),
+        ("accept", {"reason": None, "reason_code": "known_case"}, "reason code only goes with 'dismiss'"),
         ("defer", {"reason": None, "defer_until": LATER}, "to defer a flag, give a reason"),
-        ("defer", {"reason": "later"}, "give defer_until"),
+        ("defer", {"reason": "later"}, "give the date to look at it again"),
         ("defer", {"reason": "later", "defer_until": date(2020, 1, 1)}, "not in the future"),
         ("accept", {"reason": None, "defer_until": LATER}, "only goes with 'defer'"),
-        ("dismiss", {"reason": "mor er 010190-1234"}, "CPR"),
+        ("dismiss", {"reason": "mor er 010190-1234", "reason_code": "other"}, "CPR"),
         ("accept", {"reason": None, "by": ""}, "name of the caseworker"),
     ],
 )
@@ -283,7 +287,7 @@ def test_concurrent_views_and_decisions_keep_the_chain(store, run):
     def caseworker(flag_id):
         try:
             store.get_flag(flag_id, viewer=f"worker-{flag_id}", purpose="review")
-            store.decide(flag_id, "dismiss", reason="kendt sag", by=f"worker-{flag_id}")
+            store.decide(flag_id, "dismiss", reason="kendt sag", reason_code="known_case", by=f"worker-{flag_id}")
         except Exception as exc:  # surfaced below: a thread's exception is otherwise lost
             errors.append(exc)
 
@@ -320,6 +324,77 @@ def test_a_deferral_ends_on_its_date_and_a_new_decision_clears_it(store, run):
     assert not flag.due_again(LATER - timedelta(days=1))
     assert flag.due_again(LATER) and flag.due_again(LATER + timedelta(days=1))
 
-    store.decide(flag_id, "accept", reason=None, by="Jonas")
+    store.decide(flag_id, "accept", reason=None, by="Jonas", version=flag.version)
     accepted = store.get_flag(flag_id, viewer="Jonas", purpose="follow-up")
     assert accepted.deferred_until is None and not accepted.due_again(LATER)
+
+
+def test_a_decision_on_a_stale_version_is_refused_and_names_who_decided(store, run):
+    [flag_id] = store.save_flags(run, [draft("P1")])
+    seen = store.get_flag(flag_id, viewer="Mette", purpose="review").version
+    store.decide(flag_id, "accept", reason=None, by="Mette", version=seen)
+
+    with pytest.raises(DecisionConflict, match=r"already decided by Mette at \d{4}-\d\d-\d\d \d\d:\d\d .*\(accept\); nothing was changed") as refused:
+        store.decide(flag_id, "dismiss", reason="kendt sag", reason_code="known_case", by="Jonas", version=seen)
+
+    assert (refused.value.conflict.seen_version, refused.value.conflict.current_version) == (seen, seen + 1)
+    flag = store.get_flag(flag_id, viewer="Mette", purpose="review")
+    assert (flag.status, [d.by for d in flag.decisions], flag.version) == ("accepted", ["Mette"], seen + 1)
+    assert [e.actor for e in read(store.engine, kind="flag.decided")] == ["Mette"]
+    # Having seen the decision, a person may change it.
+    store.decide(flag_id, "dismiss", reason="kendt sag", reason_code="known_case", by="Jonas", version=flag.version)
+    assert store.list_flags()[0].status == "dismissed"
+
+
+def test_without_a_version_only_an_undecided_flag_may_be_decided(store, run):
+    open_flag, decided, due = store.save_flags(run, [draft("P1"), draft("P2", rank=2), draft("P3", rank=3)])
+    store.decide(decided, "defer", reason="venter", by="Mette", defer_until=LATER)
+    store.decide(due, "defer", reason="venter", by="Mette", defer_until=LATER)
+    with store.engine.begin() as conn:  # the deferral's date has come: the flag is open again
+        conn.execute(flags.update().where(flags.c.id == due).values(deferred_until=date.today() - timedelta(days=1)))
+
+    store.decide(open_flag, "accept", reason=None, by="Jonas")
+    store.decide(due, "accept", reason=None, by="Jonas")
+    with pytest.raises(DecisionConflict, match="already decided by Mette"):
+        store.decide(decided, "accept", reason=None, by="Jonas")
+
+    assert [f.status for f in store.list_flags()] == ["accepted", "deferred", "accepted"]
+
+
+RACES = 40
+
+
+@pytest.mark.parametrize("named_version", [True, False], ids=["version-named", "version-read"])
+def test_of_decisions_racing_on_one_flag_exactly_one_wins_and_none_is_lost(store, run, named_version):
+    flag_ids = store.save_flags(run, [draft(f"P{n}", rank=n) for n in range(RACES)])
+    choices = [("accept", {}), ("dismiss", {"reason": "kendt sag", "reason_code": "known_case"}),
+               ("defer", {"reason": "venter", "defer_until": LATER})]
+    lost, errors = 0, []
+    for flag_id in flag_ids:
+        start = threading.Barrier(len(choices))
+        won: list[str] = []
+
+        def caseworker(decision, options):
+            try:
+                start.wait()
+                store.decide(flag_id, decision, by=f"worker-{decision}", version=1 if named_version else None,
+                             **{"reason": None, **options})
+                won.append(decision)
+            except DecisionConflict:
+                pass
+            except Exception as exc:  # surfaced below: a thread's exception is otherwise lost
+                errors.append(exc)
+
+        workers = [threading.Thread(target=caseworker, args=choice) for choice in choices]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        flag = store.get_flag(flag_id, viewer="auditor", purpose="check")
+        # Lost: a decision accepted whose effect was overwritten, or a flag whose state is not its one decision's.
+        lost += max(len(won) - 1, 0) + (len(flag.decisions) != 1 or flag.status != DECISIONS[flag.decisions[0].decision])
+
+    assert errors == []
+    assert lost == 0
+    assert len(read(store.engine, kind="flag.decided")) == RACES
+    assert verify(store.engine).ok

@@ -49,7 +49,7 @@ def test_a_suppressed_flag_is_stored_with_its_status_and_reasons(store):
 def test_decision_history_has_one_row_per_person_the_flag_was_about(store):
     family = (reason("K1"), reason("M1"))
     [single, fam] = store.save_flags("run-1", [draft("P1", priority=2), draft("K1", reasons=family)])
-    store.decide(single, "dismiss", reason="Kendt af skolen", by="Mette")
+    store.decide(single, "dismiss", reason="Kendt af skolen", reason_code="known_case", by="Mette")
     store.decide(fam, "defer", reason="Venter på udtalelse", by="Mette", defer_until=date.today() + timedelta(days=10))
     history = store.decision_history(date.today())
     assert history.schema == HISTORY_SCHEMA

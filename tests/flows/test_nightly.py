@@ -11,12 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from audit.log import read, verify
+from casework.accounts import Accounts
 from casework.store import Store
 from sources.registry import load_registry
 from sources.synth import SynthSpec, generate
 from tidlig.cli import app
 from tidlig.settings import load_config
 from validate.contract import reference_order
+from web.app import routing_teams
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 AS_OF = date(2026, 11, 1)
@@ -132,10 +134,13 @@ def test_caseworker_cli_lists_shows_decides_and_auditor_verifies(nightly_run, mo
     shown = runner.invoke(app, ["flags", "show", str(flag.id), "--by", "Mette Rådgiver"])
     assert shown.exit_code == 0 and flag.reasons[0].text_da in shown.output
 
-    refused = runner.invoke(app, ["flags", "decide", str(flag.id), "dismiss", "--by", "Mette Rådgiver"])
+    accounts = Accounts(_store(home).engine)
+    accounts.sync_teams(routing_teams())
+    accounts.add_user("mette", "Mette Rådgiver", "caseworker", flag.team, None, by="test-setup")
+    refused = runner.invoke(app, ["flags", "decide", str(flag.id), "dismiss", "--by", "mette"])
     assert refused.exit_code != 0 and "reason" in refused.output.lower()
 
-    decided = runner.invoke(app, ["flags", "decide", str(flag.id), "accept", "--by", "Mette Rådgiver", "--reason", "Kontakt til familien"])
+    decided = runner.invoke(app, ["flags", "decide", str(flag.id), "accept", "--by", "mette", "--reason", "Kontakt til familien"])
     assert decided.exit_code == 0, decided.output
     assert _store(home).get_flag(flag.id, viewer="test", purpose="test").status == "accepted"
 

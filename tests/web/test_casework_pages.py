@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 from audit.log import read, verify
@@ -108,6 +109,38 @@ def test_a_cpr_number_in_a_reason_is_refused(app, web, seeded):
     )
     assert response.status_code == 422 and "CPR" in response.text
     assert "flag.decided" not in kinds(app)
+
+
+def test_a_decision_from_a_stale_page_is_refused_with_who_decided_first(app, web, seeded):
+    flag_id = seeded.flag_ids[web.NORD_FIRST]
+    caseworker, lead = web.logged_in(app, "mette"), web.logged_in(app, "lars")
+    pages = {client: client.get(f"/flags/{flag_id}").text for client in (caseworker, lead)}
+    form = {client: {"csrf_token": web.csrf_token(page), "version": version_in(page)} for client, page in pages.items()}
+
+    accepted = caseworker.post(f"/flags/{flag_id}/decision", data={**form[caseworker], "decision": "accept"})
+    dismiss = {**form[lead], "decision": "dismiss", "reason_code": "no_concern", "reason_text": "Ingen bekymring."}
+    stale = lead.post(f"/flags/{flag_id}/decision", data=dismiss)
+
+    assert accepted.status_code == 303 and stale.status_code == 409
+    assert "Markeringen er allerede afgjort af Mette Holm" in stale.text and "(Kontakt oprettet)" in stale.text
+    assert "Ingen bekymring." in stale.text  # what the lead wrote is kept in the form
+    flag = app.state.store.list_flags(team="familie-nord", status="accepted")[0]
+    assert [d.by for d in flag.decisions] == ["mette"]
+    assert [e.actor for e in read(app.state.store.engine) if e.kind == "flag.decided"] == ["mette"]
+
+    lead.get("/language/en?next=/flags")
+    english = lead.post(f"/flags/{flag_id}/decision", data=dismiss)
+    assert english.status_code == 409 and "This flag was already decided by Mette Holm at" in english.text
+    # The refused page carries the new version: having read the decision, the lead may change it.
+    changed = lead.post(f"/flags/{flag_id}/decision", data={**dismiss, "version": version_in(english.text)})
+    assert changed.status_code == 303
+    assert app.state.store.get_flag(flag_id, viewer="lars", purpose="check").status == "dismissed"
+
+
+def version_in(html: str) -> str:
+    found = re.search(r'name="version" value="(\d+)"', html)
+    assert found, "the decision form carries no version"
+    return found.group(1)
 
 
 def test_a_decision_without_a_valid_csrf_token_is_refused(app, web, seeded):

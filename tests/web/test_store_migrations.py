@@ -80,7 +80,7 @@ def test_a_store_made_before_migrations_is_adopted_with_its_data(tmp_path):
     assert "users" in sa.inspect(again.engine).get_table_names()
 
 
-def test_flags_deferred_before_0007_keep_the_end_of_their_latest_deferral(tmp_path):
+def test_flags_decided_before_0007_and_0009_keep_their_deferral_and_count_their_decisions_as_versions(tmp_path):
     from alembic import command
     from alembic.config import Config
 
@@ -94,7 +94,7 @@ def test_flags_deferred_before_0007_keep_the_end_of_their_latest_deferral(tmp_pa
         config.attributes["connection"] = conn
         command.upgrade(config, "0006")
         conn.exec_driver_sql("INSERT INTO runs (run_id, as_of, flow, status, started_at) VALUES ('r', '2026-11-01', 'nightly', 'completed', '2026-11-01 02:00:00')")
-        for flag_id, status in ((1, "deferred"), (2, "accepted")):
+        for flag_id, status in ((1, "deferred"), (2, "accepted"), (3, "open")):
             conn.exec_driver_sql(
                 "INSERT INTO flags (id, as_of, person, target, team, priority, rank, queued, status, rules_version, reasons, run_id, created_at) "
                 f"VALUES ({flag_id}, '2026-11-01', 'p{flag_id}', 'child', 't', 1, {flag_id}, 0, '{status}', 'v', '[]', 'r', '2026-11-01 02:00:00')"
@@ -108,5 +108,5 @@ def test_flags_deferred_before_0007_keep_the_end_of_their_latest_deferral(tmp_pa
     Store(engine).create_schema()
 
     with engine.connect() as conn:
-        found = dict(conn.exec_driver_sql("SELECT id, deferred_until FROM flags ORDER BY id").all())
-    assert found == {1: "2027-01-15", 2: None}
+        found = {row[0]: tuple(row[1:]) for row in conn.exec_driver_sql("SELECT id, deferred_until, version FROM flags ORDER BY id")}
+    assert found == {1: ("2027-01-15", 3), 2: (None, 3), 3: (None, 1)}
