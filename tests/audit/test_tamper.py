@@ -147,7 +147,7 @@ def test_a_repeated_json_key_is_refused(store):
 
 def test_checkpoints_are_written_after_runs_and_decisions_outside_the_database(store):
     flag_id = _flag(store)
-    store.decide(flag_id, "dismiss", reason="kendt i forvejen", by="mette")
+    store.decide(flag_id, "dismiss", reason="kendt i forvejen", by="mette", reason_code="known_case")
     store.finish_run("run-1", "completed", {"flags": 1})
 
     written = read_checkpoints(checkpoint_file())
@@ -173,7 +173,7 @@ def test_a_damaged_checkpoint_file_is_named_with_its_line(store, line):
 
 def test_a_decision_changed_in_the_database_has_no_event(store):
     flag_id = _flag(store)
-    store.decide(flag_id, "dismiss", reason="kendt i forvejen", by="mette")
+    store.decide(flag_id, "dismiss", reason="kendt i forvejen", by="mette", reason_code="known_case")
     with store.engine.begin() as conn:
         conn.execute(decisions.update().values(decision="accept", reason=None))
         conn.execute(flags.update().where(flags.c.id == flag_id).values(status="accepted"))
@@ -223,7 +223,7 @@ def test_an_account_s_role_or_lock_changed_in_the_database_is_reported(store, mo
 def test_work_done_through_tidlig_is_accounted_for(store):
     flag_id = _flag(store)
     store.decide(flag_id, "defer", reason="venter på skolen", by="mette", defer_until=date.today() + timedelta(days=7))
-    store.decide(flag_id, "accept", reason=None, by="mette")
+    store.decide(flag_id, "accept", reason=None, by="mette", version=2)
 
     assert rows_without_events(store.engine) == []
 
@@ -270,7 +270,7 @@ def test_the_web_role_cannot_move_where_keying_starts(web_role):
 def test_a_decision_the_web_role_changes_directly_is_found(web_role):
     owner, web = web_role
     flag_id = _flag(owner)
-    owner.decide(flag_id, "dismiss", reason="kendt i forvejen", by="mette")
+    owner.decide(flag_id, "dismiss", reason="kendt i forvejen", by="mette", reason_code="known_case")
     with web.begin() as conn:
         conn.execute(decisions.update().values(decision="accept", reason=None, by="mette"))
         conn.execute(flags.update().values(status="accepted"))
@@ -318,7 +318,7 @@ def test_verify_reports_an_emptied_log_and_rows_without_events(tidlig_home):
     store = Store.from_url(f"sqlite:///{tidlig_home / 'tidlig.db'}")
     store.create_schema()
     flag_id = _flag(store)
-    store.decide(flag_id, "dismiss", reason="kendt i forvejen", by="mette")
+    store.decide(flag_id, "dismiss", reason="kendt i forvejen", by="mette", reason_code="known_case")
     runner = CliRunner()
     assert runner.invoke(app, ["audit", "verify", "--checkpoints"]).exit_code == 0
     with store.engine.begin() as conn:
