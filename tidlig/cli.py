@@ -385,11 +385,19 @@ def serve(
 
     import uvicorn
 
+    from web.app import trusted_proxies
+
     if insecure_cookies:
         os.environ["TIDLIG_WEB_INSECURE_COOKIES"] = "1"
+    try:
+        trusted_proxies(os.environ.get("TIDLIG_TRUSTED_PROXIES", ""))
+    except ValueError as exc:
+        _fail(str(exc))
     _store()  # migrate once here, before the workers start
     typer.echo(f"Tidlig web app on http://{host}:{port} (stop with Ctrl+C)")
-    uvicorn.run("web.app:app_from_environment", factory=True, host=host, port=port, workers=workers, proxy_headers=True, access_log=False)
+    # The app reads forwarded headers itself, from TIDLIG_TRUSTED_PROXIES only; uvicorn's own
+    # reading would trust any local process.
+    uvicorn.run("web.app:app_from_environment", factory=True, host=host, port=port, workers=workers, proxy_headers=False, access_log=False)
 
 
 @app.command()

@@ -52,9 +52,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     "login.submit": ("Log ind", "Log in"),
     "login.failed": ("Brugernavn eller adgangskode er forkert.", "The username or password is wrong."),
     "login.throttled": (
-        "For mange mislykkede forsøg. Vent 15 minutter, eller kontakt din administrator.",
-        "Too many failed attempts. Wait 15 minutes or contact your administrator.",
+        "For mange mislykkede forsøg. Vent {wait}, og prøv så igen med den rigtige adgangskode.",
+        "Too many failed attempts. Wait {wait}, then try again with the right password.",
     ),
+    "duration.second": ("1 sekund", "1 second"),
+    "duration.seconds": ("{count} sekunder", "{count} seconds"),
+    "duration.minute": ("1 minut", "1 minute"),
+    "duration.minutes": ("{count} minutter", "{count} minutes"),
     "login.sso": (
         "Kommunens fælles login (single sign-on) kan tilsluttes senere.",
         "The municipality's single sign-on can be connected later.",
@@ -461,6 +465,14 @@ def format_number(value: float | int | None, language: str, decimals: int = 0) -
     if language == "da":
         text_value = text_value.translate(str.maketrans({",": ".", ".": ","}))
     return text_value
+
+
+def format_duration(seconds: int, language: str) -> str:
+    """A wait as people say it: 1 sekund, 40 sekunder, 3 minutter (rounded up to the minute from one minute)."""
+    if seconds < 60:
+        return text("duration.second", language) if seconds == 1 else text("duration.seconds", language, count=seconds)
+    minutes = -(-seconds // 60)
+    return text("duration.minute", language) if minutes == 1 else text("duration.minutes", language, count=minutes)
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
