@@ -293,6 +293,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     "quality.no_data_docs": ("Data Docs er ikke bygget på denne server.", "Data Docs are not built on this server."),
     "quality.status": ("Status", "Status"),
     "quality.flags": ("Markeringer", "Flags"),
+    "quality.failed_at": ("Fejlede i trinnet", "Failed at the step"),
+    "run.status.running": ("I gang", "Running"),
+    "run.status.completed": ("Gennemført", "Completed"),
+    "run.status.failed": ("Fejlet", "Failed"),
+    "run.status.skipped": ("Sprunget over (allerede kørt)", "Skipped (already run)"),
+    "run.flow.nightly": ("Natlig kørsel", "Nightly run"),
+    "run.flow.retrain": ("Gentræning af modellen", "Model retraining"),
+    "run.flow.data-quality": ("Datakvalitetskontrol", "Data-quality check"),
     # Citizen access
     "access.title": ("Indsigtsanmodning", "Access request"),
     "access.intro": (
@@ -330,6 +338,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "access.no_accesses": ("Ingen har set dine oplysninger i Tidlig.", "Nobody has seen your data in Tidlig."),
     "access.sources": ("Registre, Tidlig bruger, og retsgrundlaget", "Registers Tidlig uses, and the legal basis"),
     "access.purpose": ("Formål", "Purpose"),
+    "access.purpose_review": ("Vurdering af markeringen", "Review of the flag"),
     # Admin
     "users.title": ("Brugere og teams", "Users and teams"),
     "users.add": ("Opret bruger", "Add user"),
@@ -352,6 +361,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "no": ("Nej", "No"),
 }
 
+# What each kind of audit event is called. Apart from TEXTS: "login.failed" is both an event and
+# the login page's error, and the audit log showed a failed login as "wrong username or password".
 KIND_TEXTS: dict[str, tuple[str, str]] = {
     "run.started": ("Kørsel startet", "Run started"),
     "run.finished": ("Kørsel afsluttet", "Run finished"),
@@ -375,6 +386,8 @@ KIND_TEXTS: dict[str, tuple[str, str]] = {
     "rules.changed": ("Regler ændret", "Rules changed"),
     "model.promotion_refused": ("Model afvist til brug", "Model promotion refused"),
     "model.gate_overridden": ("Fairnesskrav tilsidesat", "Fairness gate overridden"),
+    "model.candidate_rejected": ("Modelkandidat afvist", "Model candidate rejected"),
+    "retention.applied": ("Data slettet efter opbevaringsfristen", "Data past its retention deleted"),
 }
 
 # What a feature in a reason's values is, for readers who don't know the column names.
@@ -414,12 +427,17 @@ def registry() -> dict[str, Any]:
 
 
 def text(key: str, language: str, **values: Any) -> str:
-    """The text for a key in the language, with {placeholders} filled; an unknown key shows itself."""
-    pair = TEXTS.get(key) or KIND_TEXTS.get(key)
+    """The page text for a key in the language, with {placeholders} filled; an unknown key shows itself."""
+    pair = TEXTS.get(key)
     if pair is None:
         return key
     template = pair[1] if language == "en" else pair[0]
     return template.format(**values) if values else template
+
+
+def kind_text(kind: str, language: str) -> str:
+    """What an audit event of this kind is, in the language; kept apart from page texts, whose keys may coincide."""
+    return pick(KIND_TEXTS.get(kind), language, kind)
 
 
 def pick(pair: tuple[str, str] | None, language: str, fallback: str = "") -> str:
