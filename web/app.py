@@ -115,7 +115,9 @@ def create_app(
         auth.optional_viewer(request)
         if exc.status_code == 404:
             return render(request, "error.html", status_code=404, title_key="error.404.title", message_key="error.404.text")
-        return render(request, "error.html", status_code=exc.status_code, title_key="error.title", message_key=str(exc.detail))
+        # Starlette's details are English phrases ("Method Not Allowed"), not texts of ours.
+        message_key = exc.detail if exc.detail in i18n.TEXTS else "error.http"
+        return render(request, "error.html", status_code=exc.status_code, title_key="error.title", message_key=message_key)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, _exc: RequestValidationError) -> Response:

@@ -77,6 +77,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Formularen var udløbet eller kom ikke fra Tidlig. Indlæs siden igen, og prøv en gang til.",
         "The form had expired or did not come from Tidlig. Reload the page and try again.",
     ),
+    "error.http": (
+        "Siden kan ikke bruges sådan. Gå tilbage, og prøv igen fra menuen.",
+        "The page cannot be used like this. Go back and try again from the menu.",
+    ),
     "back_home": ("Til forsiden", "To the front page"),
     "form.errors": ("Der er fejl i formularen", "There are errors in the form"),
     # Flag list

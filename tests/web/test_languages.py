@@ -6,6 +6,7 @@ import re
 import string
 from datetime import date
 from html.parser import HTMLParser
+from http import HTTPStatus
 
 import pytest
 
@@ -21,6 +22,7 @@ FLOWS = ("nightly", "retrain", "data-quality")
 CODES = {
     *RUN_STATUSES, *FLOWS, *DECISIONS, *FLAG_STATUSES, *EVENT_TYPES, "child", "adult", "family", REVIEW_PURPOSE,
     "wrong_password", "unknown_user", "throttled",
+    *(status.phrase for status in HTTPStatus),  # the web server's own English, e.g. "Method Not Allowed"
 }
 PLACEHOLDER = re.compile(r"{(\w+)(?::\w+)?}")
 
@@ -131,7 +133,7 @@ def every_page(app, web, seeded):
     for language in ("da", "en"):
         seen = {
             "mette": ["/flags", f"/flags/{seeded.flag_ids[web.NORD_FIRST]}", f"/flags/{decided}", "/flags?status=dismissed",
-                      "/flags/999999"],
+                      "/flags/999999", "/logout", "/admin/users"],
             "lars": ["/team", "/flags?queue=1", "/audit"],
             "anna": ["/audit", "/audit/verify", "/quality", "/rules", "/models", "/access"],
             "admin": ["/admin/users"],
