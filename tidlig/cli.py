@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import shlex
 from datetime import date
 from enum import Enum
 from pathlib import Path
@@ -162,25 +163,45 @@ def demo(
     folder = generate(spec).write(home)
     typer.echo(f"Running the nightly flow through Prefect for as-of {cfg.features.as_of} ...")
     summary = _run_nightly(cfg.features.as_of, folder, config)
-    _print_team_lists(summary.as_of)
+    first = _print_team_lists(summary.as_of)
     typer.echo(
         f"\n{summary.flags_total} flags ({summary.flags_created} new) from model {summary.model_version} "
         f"and rules {summary.rules_version}; {summary.rows_quarantined} source rows quarantined.\n"
-        "Where to look next:\n"
-        "  tidlig flags list --team TEAM        a team's list\n"
-        "  tidlig flags show ID                 why a person was flagged (the view is logged)\n"
-        "  tidlig flags decide ID accept|dismiss|defer --reason TEXT --by NAME\n"
-        "  tidlig audit verify                  check the audit log's hash chain\n"
-        "  tidlig users add mette.h --name 'Mette Hansen' --role caseworker --team familie-nord\n"
-        "  tidlig serve --insecure-cookies      the web app on http://127.0.0.1:8000 (plain HTTP: local trial only)\n"
-        f"  mlflow ui --backend-store-uri {settings.mlflow_tracking_uri()}\n"
-        f"  Data Docs: {summary.data_docs.as_uri()}"
+        "Where to look next (each line runs as printed, from this folder):"
     )
+    tidlig, team = _installed("tidlig"), first.team if first else "familie-nord"
+    steps = [
+        (f"{tidlig} flags list --team {team}", "a team's list"),
+        *([(f"{tidlig} flags show {first.id}", "why this person was flagged (the view is logged)"),
+           (f"{tidlig} flags decide {first.id} accept --by {shlex.quote(getpass.getuser())}",
+            "decide on it: accept, or dismiss/defer with --reason TEXT (defer also --until YYYY-MM-DD)")] if first else []),
+        (f"{tidlig} audit verify", "check the audit log's hash chain"),
+        (f"{tidlig} users add mette.h --name 'Mette Hansen' --role caseworker --team {team}", "asks for her password"),
+        (f"{tidlig} serve --insecure-cookies", "the web app on http://127.0.0.1:8000, as mette.h (plain HTTP: local trial only)"),
+        (f"{_installed('mlflow')} ui --backend-store-uri {settings.mlflow_tracking_uri()}", "the models on http://127.0.0.1:5000"),
+    ]
+    typer.echo("\n".join(f"  # {what}\n  {command}" for command, what in steps))
+    typer.echo(f"Data Docs (open in a browser): {summary.data_docs.as_uri()}")
 
 
-def _print_team_lists(as_of: date) -> None:
+def _installed(name: str) -> str:
+    """How to call a command of this installation from here: its path in the virtual environment, as `make demo` has no PATH to change."""
+    import sys
+
+    script = Path(sys.executable).parent / name
+    if not script.is_file():
+        return name
+    try:
+        return shlex.quote(str(script.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(script))
+
+
+def _print_team_lists(as_of: date):
+    """Print each team's list; the first open flag printed (or None), for the next steps to name."""
     store = _store()
     flags = store.list_flags(as_of=as_of)
+    first = None
     for team in sorted({f.team for f in flags}):
         team_flags = [f for f in flags if f.team == team]
         suppressed = sum(f.status == "suppressed" for f in team_flags)
@@ -193,6 +214,9 @@ def _print_team_lists(as_of: date) -> None:
         for f in team_flags:
             if not f.queued and f.status != "suppressed":
                 typer.echo(_flag_line(f))
+                if first is None and f.status == "open":
+                    first = f
+    return first
 
 
 def _flag_line(f) -> str:
