@@ -162,3 +162,25 @@ def test_every_page_shows_no_text_of_the_other_language_and_no_raw_code(every_pa
             if node in other or node in CODES:
                 wrong.setdefault(f"{language} {username} {path}", []).append(node)
     assert not wrong, wrong
+
+
+
+# Small words every sentence of a language has and the other language lacks.
+FUNCTION_WORDS = {
+    "da": {"og", "af", "til", "fra", "med", "ikke", "den", "det", "er", "som", "på", "har", "eller", "hvor"},
+    "en": {"the", "and", "of", "to", "from", "with", "not", "is", "are", "which", "or", "where", "this"},
+}
+
+
+def test_no_sentence_of_the_other_language_goes_unmarked(every_page):
+    # Texts from files and people (rule rationales, register owners, notes) may be in either
+    # language; pages mark them with lang. Flag pages still show register owners and notes unmarked.
+    found = {}
+    for (language, username, path), html in every_page.items():
+        if path.startswith("/flags/"):
+            continue
+        other = FUNCTION_WORDS["en" if language == "da" else "da"]
+        for node in visible_text(html, language):
+            if other & set(re.findall(r"\w+", node.lower())):
+                found.setdefault(f"{language} {username} {path}", []).append(node)
+    assert not found, found
