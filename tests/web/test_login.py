@@ -162,7 +162,7 @@ def test_forwarded_headers_count_only_from_a_listed_proxy(seeded, web, clock):
 def test_trusted_proxies_must_be_addresses_or_networks():
     assert trusted_proxies("10.0.0.5, 10.0.1.0/24,::1") == ["10.0.0.5", "10.0.1.0/24", "::1"]
     assert trusted_proxies("") == []
-    for wrong in ("*", "proxy.kommune.dk", "10.0.0.300"):
+    for wrong in ("*", "proxy.kommune.dk", "10.0.0.300", "10.0.1.5/24"):
         with pytest.raises(ValueError, match="TIDLIG_TRUSTED_PROXIES"):
             trusted_proxies(wrong)
 
