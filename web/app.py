@@ -204,7 +204,8 @@ def trusted_proxies(setting: str) -> list[str]:
             ipaddress.ip_network(item)  # strict, as uvicorn reads it: 10.0.1.5/24 would silently match nothing
         except ValueError:
             raise ValueError(
-                f"TIDLIG_TRUSTED_PROXIES: {item!r} is not an IP address or network (a network ends in zeros: 10.0.1.0/24); list your TLS proxies' "
-                "addresses, e.g. 10.0.0.5,10.0.1.0/24, or leave it unset when nothing sits in front of the app"
+                f"TIDLIG_TRUSTED_PROXIES: {item!r} is not an IP address or network (a network ends in zeros: "
+                "10.0.1.0/24); list your TLS proxies' addresses, e.g. 10.0.0.5,10.0.1.0/24, or leave it unset "
+                "when nothing sits in front of the app"
             ) from None
     return found
