@@ -28,10 +28,35 @@ ROLES = ("caseworker", "teamlead", "auditor", "admin")
 TEAM_ROLES = ("caseworker", "teamlead")
 SESSION_LIFETIME = timedelta(hours=8)  # one working day
 SESSION_IDLE = timedelta(minutes=30)
-# Throttling: after this many failures in the window, that account (or that client) must wait.
-MAX_FAILURES_PER_ACCOUNT = 5
-MAX_FAILURES_PER_CLIENT = 20
-FAILURE_WINDOW = timedelta(minutes=15)
+# Login throttling slows guessing down without ever locking the real user out. A key that has
+# failed `free` times must wait, from its last failure, 1 s, then 2 s, 4 s ... up to `longest`;
+# an attempt made while waiting is refused unchecked and uncounted, and after the wait the right
+# password works. The (account, address) pair is always throttled. The account across addresses
+# (guessing from many machines) and the address across accounts (trying one password on many)
+# are throttled only from addresses the account has not signed in from lately: an attacker
+# elsewhere can slow the account's strangers, never the user at their usual desk.
+FAILURE_WINDOW = timedelta(hours=1)
+KNOWN_ADDRESS_FOR = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """How many failures in the window are free, and the longest wait after more."""
+
+    free: int
+    longest: timedelta
+
+    def wait_after(self, failures: int) -> timedelta:
+        """The wait after this many failures: none while free, then doubling from one second."""
+        if failures < self.free:
+            return timedelta(0)
+        return min(timedelta(seconds=2 ** min(failures - self.free, 30)), self.longest)
+
+
+PAIR_THROTTLE = Throttle(free=3, longest=timedelta(minutes=15))
+ADDRESS_THROTTLE = Throttle(free=20, longest=timedelta(minutes=15))
+# Short: it is the one a person signing in from a new place may meet during an attack on them.
+ACCOUNT_THROTTLE = Throttle(free=5, longest=timedelta(minutes=1))
 MIN_PASSWORD_LENGTH = 12
 
 # Accounts live in the casework store's schema, with its naming convention for constraints.
@@ -258,18 +283,33 @@ class Accounts:
 
     # Login and sessions
 
-    def throttled(self, username: str, client: str) -> bool:
-        """True when this account or this client failed to log in too often in the last minutes."""
-        since = _now() - FAILURE_WINDOW
+    def login_wait(self, username: str, client: str) -> timedelta:
+        """How long this account must wait before trying from this address; zero when it may try now."""
+        username, client, now = username.strip().lower()[:100], client[:100], _now()
+        since = now - FAILURE_WINDOW
         failed = sa.and_(login_attempts.c.at >= since, sa.not_(login_attempts.c.succeeded))
+        pair = sa.and_(login_attempts.c.username == username, login_attempts.c.client == client)
         with self.engine.connect() as conn:
-            by_account = conn.execute(
-                sa.select(sa.func.count()).where(failed, login_attempts.c.username == username.strip().lower()[:100])
+            last_success = conn.execute(
+                sa.select(sa.func.max(login_attempts.c.at)).where(pair, login_attempts.c.succeeded)
             ).scalar_one()
-            by_client = conn.execute(
-                sa.select(sa.func.count()).where(failed, login_attempts.c.client == client[:100])
-            ).scalar_one()
-        return by_account >= MAX_FAILURES_PER_ACCOUNT or by_client >= MAX_FAILURES_PER_CLIENT
+            last_success = _utc(last_success) if last_success is not None else None
+            # A success from this address starts its count afresh.
+            pair_failed = sa.and_(failed, pair, login_attempts.c.at > last_success) if last_success else sa.and_(failed, pair)
+            keys = [(PAIR_THROTTLE, pair_failed)]
+            if last_success is None or last_success < now - KNOWN_ADDRESS_FOR:
+                keys += [
+                    (ACCOUNT_THROTTLE, sa.and_(failed, login_attempts.c.username == username)),
+                    (ADDRESS_THROTTLE, sa.and_(failed, login_attempts.c.client == client)),
+                ]
+            wait = timedelta(0)
+            for throttle, condition in keys:
+                failures, last = conn.execute(
+                    sa.select(sa.func.count(), sa.func.max(login_attempts.c.at)).where(condition)
+                ).one()
+                if failures:
+                    wait = max(wait, _utc(last) + throttle.wait_after(failures) - now)
+        return wait
 
     def authenticate(self, username: str, password: str, client: str) -> User | None:
         """The active user whose password this is, or None; every attempt is counted for throttling."""

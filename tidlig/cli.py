@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import shlex
 from datetime import date
 from enum import Enum
 from pathlib import Path
@@ -239,25 +240,45 @@ def demo(
     folder = generate(spec).write(home)
     typer.echo(f"Running the nightly flow through Prefect for as-of {cfg.features.as_of} ...")
     summary = _run_nightly(cfg.features.as_of, folder, config)
-    _print_team_lists(summary.as_of)
+    first = _print_team_lists(summary.as_of)
     typer.echo(
         f"\n{summary.flags_total} flags ({summary.flags_created} new) from model {summary.model_version} "
         f"and rules {summary.rules_version}; {summary.rows_quarantined} source rows quarantined.\n"
-        "Where to look next:\n"
-        "  tidlig flags list --team TEAM        a team's list\n"
-        "  tidlig flags show ID                 why a person was flagged (the view is logged)\n"
-        "  tidlig flags decide ID accept|dismiss|defer --reason TEXT --by USERNAME   (dismiss: --reason-code CODE)\n"
-        "  tidlig audit verify --checkpoints    check the audit log's hash chain and its checkpoints\n"
-        "  tidlig users add mette.h --name 'Mette Hansen' --role caseworker --team familie-nord\n"
-        "  tidlig serve --insecure-cookies      the web app on http://127.0.0.1:8000 (plain HTTP: local trial only)\n"
-        f"  mlflow ui --backend-store-uri {settings.mlflow_tracking_uri()}\n"
-        f"  Data Docs: {summary.data_docs.as_uri()}"
+        "Where to look next (each line runs as printed, from this folder):"
     )
+    tidlig, team = _installed("tidlig"), first.team if first else "familie-nord"
+    steps = [
+        (f"{tidlig} flags list --team {team}", "a team's list"),
+        (f"{tidlig} users add mette.h --name 'Mette Hansen' --role caseworker --team {team}", "a caseworker on that team; asks for her password"),
+        *([(f"{tidlig} flags show {first.id}", "why this person was flagged (the view is logged)"),
+           (f"{tidlig} flags decide {first.id} accept --by mette.h",
+            "decide on it: accept, or dismiss with --reason-code CODE --reason TEXT, or defer with --until YYYY-MM-DD")] if first else []),
+        (f"{tidlig} audit verify --checkpoints", "check the audit log's hash chain and its checkpoints"),
+        (f"{tidlig} serve --insecure-cookies", "the web app on http://127.0.0.1:8000, as mette.h (plain HTTP: local trial only)"),
+        (f"{_installed('mlflow')} ui --backend-store-uri {settings.mlflow_tracking_uri()}", "the models on http://127.0.0.1:5000"),
+    ]
+    typer.echo("\n".join(f"  # {what}\n  {command}" for command, what in steps))
+    typer.echo(f"Data Docs (open in a browser): {summary.data_docs.as_uri()}")
 
 
-def _print_team_lists(as_of: date) -> None:
+def _installed(name: str) -> str:
+    """How to call a command of this installation from here: its path in the virtual environment, as `make demo` has no PATH to change."""
+    import sys
+
+    script = Path(sys.executable).parent / name
+    if not script.is_file():
+        return name
+    try:
+        return shlex.quote(str(script.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(script))
+
+
+def _print_team_lists(as_of: date):
+    """Print each team's list; the first open flag printed (or None), for the next steps to name."""
     store = _store()
     flags = store.list_flags(as_of=as_of)
+    first = None
     for team in sorted({f.team for f in flags}):
         team_flags = [f for f in flags if f.team == team]
         suppressed = sum(f.status == "suppressed" for f in team_flags)
@@ -270,6 +291,9 @@ def _print_team_lists(as_of: date) -> None:
         for f in team_flags:
             if not f.queued and f.status != "suppressed":
                 typer.echo(_flag_line(f))
+                if first is None and f.status == "open":
+                    first = f
+    return first
 
 
 def _team_ids(store) -> list[str]:
@@ -565,11 +589,19 @@ def serve(
 
     import uvicorn
 
+    from web.app import trusted_proxies
+
     if insecure_cookies:
         os.environ["TIDLIG_WEB_INSECURE_COOKIES"] = "1"
+    try:
+        trusted_proxies(os.environ.get("TIDLIG_TRUSTED_PROXIES", ""))
+    except ValueError as exc:
+        _fail(str(exc))
     _store()  # migrate once here, before the workers start
     typer.echo(f"Tidlig web app on http://{host}:{port} (stop with Ctrl+C)")
-    uvicorn.run("web.app:app_from_environment", factory=True, host=host, port=port, workers=workers, proxy_headers=True, access_log=False)
+    # The app reads forwarded headers itself, from TIDLIG_TRUSTED_PROXIES only; uvicorn's own
+    # reading would trust any local process.
+    uvicorn.run("web.app:app_from_environment", factory=True, host=host, port=port, workers=workers, proxy_headers=False, access_log=False)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from casework.accounts import Accounts
 from casework.store import Store
@@ -29,6 +31,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+# Sent with secure cookies: once a browser has seen the app over HTTPS it never falls back to plain
+# HTTP, where the session cookie could be read or replaced. Not for subdomains: they are not ours.
+HSTS = "max-age=31536000"
 
 
 def create_app(
@@ -37,8 +42,14 @@ def create_app(
     home: Path | None = None,
     secure_cookies: bool = True,
     mlflow_tracking_uri: str | None = None,
+    trusted_proxies: Sequence[str] = (),
 ) -> FastAPI:
-    """The web app on a store; `home` holds Data Docs and the pseudonym key; secure cookies need HTTPS."""
+    """The web app on a store; `home` holds Data Docs and the pseudonym key; secure cookies need HTTPS.
+
+    Only requests from `trusted_proxies` (addresses or networks) may say, in X-Forwarded-For and
+    X-Forwarded-Proto, whom and how they forward; from anyone else those headers are ignored, so a
+    made-up address cannot escape the login throttle.
+    """
     store = Store.from_url(database_url)
 
     @asynccontextmanager
@@ -68,10 +79,16 @@ def create_app(
     async def security_headers(request: Request, call_next: Any) -> Response:
         response = await call_next(request)
         response.headers.update(SECURITY_HEADERS)
+        if secure_cookies:
+            response.headers["Strict-Transport-Security"] = HSTS
         if not request.url.path.startswith("/static/"):
             # Pages hold personal data: no copies in shared caches or the browser's back-forward cache.
             response.headers["Cache-Control"] = "no-store"
         return response
+
+    if trusted_proxies:
+        # Added last, so it runs first: every other part of the app sees the client the proxy names.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(trusted_proxies))
 
     @app.exception_handler(auth.LoginRequired)
     async def to_login(request: Request, _exc: auth.LoginRequired) -> Response:
@@ -98,7 +115,9 @@ def create_app(
         auth.optional_viewer(request)
         if exc.status_code == 404:
             return render(request, "error.html", status_code=404, title_key="error.404.title", message_key="error.404.text")
-        return render(request, "error.html", status_code=exc.status_code, title_key="error.title", message_key=str(exc.detail))
+        # Starlette's details are English phrases ("Method Not Allowed"), not texts of ours.
+        message_key = exc.detail if exc.detail in i18n.TEXTS else "error.http"
+        return render(request, "error.html", status_code=exc.status_code, title_key="error.title", message_key=message_key)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, _exc: RequestValidationError) -> Response:
@@ -161,7 +180,7 @@ def _quote(path: str) -> str:
 
 
 def app_from_environment() -> FastAPI:
-    """The app as `tidlig serve` starts it: store, home and MLflow from the environment."""
+    """The app as `tidlig serve` starts it: store, home, MLflow and trusted proxies from the environment."""
     import os
 
     from tidlig import settings
@@ -171,4 +190,22 @@ def app_from_environment() -> FastAPI:
         home=settings.home(),
         secure_cookies=os.environ.get("TIDLIG_WEB_INSECURE_COOKIES") != "1",
         mlflow_tracking_uri=settings.mlflow_tracking_uri(),
+        trusted_proxies=trusted_proxies(os.environ.get("TIDLIG_TRUSTED_PROXIES", "")),
     )
+
+
+def trusted_proxies(setting: str) -> list[str]:
+    """The proxy addresses and networks of TIDLIG_TRUSTED_PROXIES (comma-separated); a typo is an error, not ignored."""
+    import ipaddress
+
+    found = [item.strip() for item in setting.split(",") if item.strip()]
+    for item in found:
+        try:
+            ipaddress.ip_network(item)  # strict, as uvicorn reads it: 10.0.1.5/24 would silently match nothing
+        except ValueError:
+            raise ValueError(
+                f"TIDLIG_TRUSTED_PROXIES: {item!r} is not an IP address or network (a network ends in zeros: "
+                "10.0.1.0/24); list your TLS proxies' addresses, e.g. 10.0.0.5,10.0.1.0/24, or leave it unset "
+                "when nothing sits in front of the app"
+            ) from None
+    return found

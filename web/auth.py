@@ -6,8 +6,10 @@ identity provider's subject to users.oidc_subject and calling start_session, as 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -93,7 +95,7 @@ def require_form(*roles: str) -> Callable[..., Any]:
 
 
 def client_of(request: Request) -> str:
-    """The client address used for login throttling (behind a proxy: the proxy must set it)."""
+    """The client's address for login throttling: the connection's, or what a trusted proxy forwarded."""
     return request.client.host if request.client else "unknown"
 
 
@@ -134,9 +136,14 @@ async def login(request: Request) -> Response:
         return _login_again(request, "error.csrf", username, next_page, 403)
     store = accounts(request)
     known = store.get_user(username) if username else None
-    if store.throttled(username, client_of(request)):
+    wait = store.login_wait(username, client_of(request))
+    if wait > timedelta(0):
+        # Refused without checking the password, and not counted: waiting is all it takes.
         _log(request, LoginFailed(known.username if known else None, "throttled"), known)
-        return _login_again(request, "login.throttled", username, next_page, 429)
+        seconds = math.ceil(wait.total_seconds())
+        response = _login_again(request, "login.throttled", username, next_page, 429, wait=seconds)
+        response.headers["Retry-After"] = str(seconds)
+        return response
     user = store.authenticate(username, password, client_of(request)) if username else None
     if user is None:
         reason = "unknown_user" if known is None else ("locked" if not known.active else "wrong_password")
@@ -161,10 +168,13 @@ async def logout(request: Request, viewer: Viewer = Depends(require_form("casewo
     return response
 
 
-def _login_again(request: Request, error_key: str, username: str, next_page: str, status: int) -> Response:
+def _login_again(
+    request: Request, error_key: str, username: str, next_page: str, status: int, wait: int | None = None
+) -> Response:
     token = csrf.login_token(request)
     response = render(
-        request, "login.html", status_code=status, login_csrf=token, error=error_key, username=username, next=next_page
+        request, "login.html", status_code=status, login_csrf=token, error=error_key, username=username, next=next_page,
+        wait=wait,
     )
     _set_login_cookie(request, response, token)
     return response

@@ -20,17 +20,16 @@ from fastapi.responses import Response
 
 from audit.events import CPR_PATTERN, AccessRequestExported, jsonable
 from audit.log import append
-from casework.store import Store
+from casework.store import DECISIONS, Store
 from web import queries
 from web.i18n import register_title
 from web.auth import Viewer, accounts, require, require_form
-from web.flags import sources_behind, split_reason
+from web.flags import REVIEW_PURPOSE, sources_behind, split_reason
 from web.templating import render
 
 router = APIRouter()
 AUDITOR = "auditor"
 PSEUDONYM = re.compile(r"^[0-9a-f]{16}$")
-EXPORT_PURPOSE = "indsigtsanmodning"
 
 
 @router.get("/access")
@@ -63,7 +62,10 @@ async def access_export(request: Request, viewer: Viewer = Depends(require_form(
             body, media_type="application/json",
             headers={"Content-Disposition": f'attachment; filename="tidlig-indsigt-{person}.json"'},
         )
-    return render(request, "access_report.html", report=report, made=made, person=person, reference=reference)
+    return render(
+        request, "access_report.html", report=report, made=made, person=person, reference=reference,
+        decided=DECISIONS, review_purpose=REVIEW_PURPOSE,
+    )
 
 
 def access_report(store: Store, request: Request, person: str) -> dict[str, Any]:
@@ -73,6 +75,7 @@ def access_report(store: Store, request: Request, person: str) -> dict[str, Any]
     # Read straight from the tables: going through get_flag would log each read as a caseworker's view.
     by_id = {flag.id: flag for flag in _flags_by_ids(store, flag_ids)}
     notes = accounts(request).list_notes(flag_ids)
+    team_names = {team.id: team.name for team in accounts(request).list_teams()}
     for flag_id in flag_ids:
         flag = by_id[flag_id]
         flags.append(
@@ -80,6 +83,7 @@ def access_report(store: Store, request: Request, person: str) -> dict[str, Any]
                 id=flag.id,
                 as_of=flag.as_of,
                 team=flag.team,
+                team_name=team_names.get(flag.team, flag.team),
                 status=flag.status,
                 priority=flag.priority,
                 score=flag.score,
@@ -104,7 +108,8 @@ def access_report(store: Store, request: Request, person: str) -> dict[str, Any]
     accesses = [
         dict(
             at=entry.at, kind=entry.kind, actor=entry.actor, actor_name=names.get(entry.actor, entry.actor),
-            purpose=entry.payload.get("purpose") or entry.payload.get("decision") or "",
+            purpose=entry.payload.get("purpose") or "",
+            decision=entry.payload.get("decision"),
             flag_id=entry.payload.get("flag_id"), seq=entry.seq,
         )
         for entry in queries.events_about(store.engine, person)

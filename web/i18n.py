@@ -52,9 +52,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     "login.submit": ("Log ind", "Log in"),
     "login.failed": ("Brugernavn eller adgangskode er forkert.", "The username or password is wrong."),
     "login.throttled": (
-        "For mange mislykkede forsøg. Vent 15 minutter, eller kontakt din administrator.",
-        "Too many failed attempts. Wait 15 minutes or contact your administrator.",
+        "For mange mislykkede forsøg. Vent {wait}, og prøv så igen med den rigtige adgangskode.",
+        "Too many failed attempts. Wait {wait}, then try again with the right password.",
     ),
+    "duration.second": ("1 sekund", "1 second"),
+    "duration.seconds": ("{count} sekunder", "{count} seconds"),
+    "duration.minute": ("1 minut", "1 minute"),
+    "duration.minutes": ("{count} minutter", "{count} minutes"),
     "login.sso": (
         "Kommunens fælles login (single sign-on) kan tilsluttes senere.",
         "The municipality's single sign-on can be connected later.",
@@ -72,6 +76,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "error.csrf": (
         "Formularen var udløbet eller kom ikke fra Tidlig. Indlæs siden igen, og prøv en gang til.",
         "The form had expired or did not come from Tidlig. Reload the page and try again.",
+    ),
+    "error.http": (
+        "Siden kan ikke bruges sådan. Gå tilbage, og prøv igen fra menuen.",
+        "The page cannot be used like this. Go back and try again from the menu.",
     ),
     "back_home": ("Til forsiden", "To the front page"),
     "form.errors": ("Der er fejl i formularen", "There are errors in the form"),
@@ -303,6 +311,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     "quality.no_data_docs": ("Data Docs er ikke bygget på denne server.", "Data Docs are not built on this server."),
     "quality.status": ("Status", "Status"),
     "quality.flags": ("Markeringer", "Flags"),
+    "quality.failed_at": ("Fejlede i trinnet", "Failed at the step"),
+    "run.status.running": ("I gang", "Running"),
+    "run.status.completed": ("Gennemført", "Completed"),
+    "run.status.failed": ("Fejlet", "Failed"),
+    "run.status.skipped": ("Sprunget over (allerede kørt)", "Skipped (already run)"),
+    "run.flow.nightly": ("Natlig kørsel", "Nightly run"),
+    "run.flow.retrain": ("Gentræning af modellen", "Model retraining"),
+    "run.flow.data-quality": ("Datakvalitetskontrol", "Data-quality check"),
     # Citizen access
     "access.title": ("Indsigtsanmodning", "Access request"),
     "access.intro": (
@@ -340,6 +356,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "access.no_accesses": ("Ingen har set dine oplysninger i Tidlig.", "Nobody has seen your data in Tidlig."),
     "access.sources": ("Registre, Tidlig bruger, og retsgrundlaget", "Registers Tidlig uses, and the legal basis"),
     "access.purpose": ("Formål", "Purpose"),
+    "access.purpose_review": ("Vurdering af markeringen", "Review of the flag"),
     # Admin
     "users.title": ("Brugere og teams", "Users and teams"),
     "users.add": ("Opret bruger", "Add user"),
@@ -362,6 +379,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "no": ("Nej", "No"),
 }
 
+# What each kind of audit event is called. Apart from TEXTS: "login.failed" is both an event and
+# the login page's error, and the audit log showed a failed login as "wrong username or password".
 KIND_TEXTS: dict[str, tuple[str, str]] = {
     "run.started": ("Kørsel startet", "Run started"),
     "run.finished": ("Kørsel afsluttet", "Run finished"),
@@ -385,6 +404,8 @@ KIND_TEXTS: dict[str, tuple[str, str]] = {
     "rules.changed": ("Regler ændret", "Rules changed"),
     "model.promotion_refused": ("Model afvist til brug", "Model promotion refused"),
     "model.gate_overridden": ("Fairnesskrav tilsidesat", "Fairness gate overridden"),
+    "model.candidate_rejected": ("Modelkandidat afvist", "Model candidate rejected"),
+    "retention.applied": ("Data slettet efter opbevaringsfristen", "Data past its retention deleted"),
 }
 
 # What a feature in a reason's values is, for readers who don't know the column names.
@@ -424,12 +445,17 @@ def registry() -> dict[str, Any]:
 
 
 def text(key: str, language: str, **values: Any) -> str:
-    """The text for a key in the language, with {placeholders} filled; an unknown key shows itself."""
-    pair = TEXTS.get(key) or KIND_TEXTS.get(key)
+    """The page text for a key in the language, with {placeholders} filled; an unknown key shows itself."""
+    pair = TEXTS.get(key)
     if pair is None:
         return key
     template = pair[1] if language == "en" else pair[0]
     return template.format(**values) if values else template
+
+
+def kind_text(kind: str, language: str) -> str:
+    """What an audit event of this kind is, in the language; kept apart from page texts, whose keys may coincide."""
+    return pick(KIND_TEXTS.get(kind), language, kind)
 
 
 def pick(pair: tuple[str, str] | None, language: str, fallback: str = "") -> str:
@@ -475,6 +501,14 @@ def format_number(value: float | int | None, language: str, decimals: int = 0) -
     if language == "da":
         text_value = text_value.translate(str.maketrans({",": ".", ".": ","}))
     return text_value
+
+
+def format_duration(seconds: int, language: str) -> str:
+    """A wait as people say it: 1 sekund, 40 sekunder, 3 minutter (rounded up to the minute from one minute)."""
+    if seconds < 60:
+        return text("duration.second", language) if seconds == 1 else text("duration.seconds", language, count=seconds)
+    minutes = -(-seconds // 60)
+    return text("duration.minute", language) if minutes == 1 else text("duration.minutes", language, count=minutes)
 
 
 def safe_next(target: str | None, default: str = "/") -> str:

@@ -159,14 +159,16 @@ def team_load(engine: Engine, team: str) -> TeamLoad:
         in_capacity = queued = 0
         queue: list[FlagRow] = []
         if latest is not None:
-            counts = dict(
-                conn.execute(
+            # Keyed by bool: 0 and False are one dict key, so looking up both counted each flag twice.
+            counts = {
+                bool(is_queued): count
+                for is_queued, count in conn.execute(
                     sa.select(flags.c.queued, sa.func.count())
                     .where(flags.c.team == team, flags.c.as_of == latest)
                     .group_by(flags.c.queued)
-                ).all()
-            )
-            in_capacity, queued = counts.get(False, 0) + counts.get(0, 0), counts.get(True, 0) + counts.get(1, 0)
+                )
+            }
+            in_capacity, queued = counts.get(False, 0), counts.get(True, 0)
             queue = [
                 _flag_row(row)
                 for row in conn.execute(

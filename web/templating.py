@@ -45,7 +45,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         date=lambda value: i18n.format_date(value, language),
         datetime=lambda value: i18n.format_datetime(value, language),
         number=lambda value, decimals=0: i18n.format_number(value, language, decimals),
-        kind_text=lambda kind: i18n.text(kind, language),
+        duration=lambda seconds: i18n.format_duration(seconds, language),
+        kind_text=lambda kind: i18n.kind_text(kind, language),
         register_title=lambda name: i18n.register_title(name, language),
     )
     return TEMPLATES.TemplateResponse(request, template, {**frame, **context}, status_code=status_code)
