@@ -25,7 +25,8 @@ def demo(tmp_path_factory) -> tuple[str, dict[str, str]]:
     """`tidlig demo` as `make demo` runs it, in a fresh home; its output and the environment it ran in."""
     home = tmp_path_factory.mktemp("demo-home")
     env = {key: value for key, value in os.environ.items()
-           if key not in ("TIDLIG_DATABASE_URL", "MLFLOW_TRACKING_URI", "TIDLIG_CONFIG", "TIDLIG_PSEUDONYM_KEY")}
+           if key not in ("TIDLIG_DATABASE_URL", "MLFLOW_TRACKING_URI", "TIDLIG_CONFIG", "TIDLIG_PSEUDONYM_KEY",
+                          "TIDLIG_AUDIT_DIR", "TIDLIG_AUDIT_KEY")}
     env["TIDLIG_HOME"] = str(home)
     done = subprocess.run([sys.executable, "-m", "tidlig.cli", "demo"], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=1500)

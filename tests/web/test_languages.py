@@ -126,7 +126,7 @@ def every_page(app, web, seeded):
     store.start_run("nightly-2", date(2026, 11, 2), "nightly")
     store.fail_run("nightly-2", "features", "MemoryError: out of memory What to do: run with fewer persons")
     decided = seeded.flag_ids[web.NORD_SECOND]
-    store.decide(decided, "dismiss", reason="no_concern: talt med skolen", by="mette")
+    store.decide(decided, "dismiss", reason="talt med skolen", reason_code="no_concern", by="mette")
     app.state.accounts.add_note(decided, web.NORD_SECOND, "Talt med skolen", by="mette")
     web.login(web.client_for(app), "mette", "forkert-kodeord-123")
     pages = {}
