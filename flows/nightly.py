@@ -25,7 +25,8 @@ from casework.store import Run, Store
 from features.evidence import evidence
 from features.table import feature_table
 from models import registry
-from models.labels import cohort, open_case_teams
+from models.dataset import cohort_scores
+from models.labels import open_case_teams
 from models.scorer import RiskScorer
 from models.explain import signals
 from models.train import MODEL_FEATURES, matrix, train
@@ -174,13 +175,7 @@ def team_capacity(table_path: Path | None):
 @stage
 def score(table: pl.DataFrame, support_measures: pl.DataFrame, model: RiskScorer, model_version: str, as_of: date) -> pl.DataFrame:
     """Score the cohort (score 1-20, probability); everyone else keeps null scores."""
-    scored = cohort(table, support_measures, as_of)
-    X = matrix(scored)
-    scores = scored.select("person").with_columns(
-        score=pl.Series(model.score_levels(X), dtype=pl.Int64),
-        probability=pl.Series(model.predict_proba(X)[:, 1], dtype=pl.Float64),
-        model_version=pl.lit(model_version),
-    )
+    scores = cohort_scores(table, support_measures, model, model_version, as_of)
     cases = open_case_teams(support_measures, as_of)
     return table.join(scores, on="person", how="left").join(cases, on="person", how="left")
 
