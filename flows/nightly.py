@@ -32,7 +32,7 @@ from models.explain import signals
 from models.train import MODEL_FEATURES, matrix, train
 from routing.flags import FlagDraft
 from routing.route import assign_teams, route
-from routing.table import load_routing_table
+from routing.table import RoutingTable, load_routing_table
 from rules.engine import RuleSet, evaluate, load_rules
 from rules.publish import record_version
 from sources.pseudonym import load_key, pseudonymise
@@ -217,10 +217,15 @@ def route_flags(
     families: pl.DataFrame, history: pl.DataFrame, capacities: dict[str, int],
 ) -> list[FlagDraft]:
     """One flag per person or family with all its reasons, suppressed ones kept aside, ranked within capacity."""
+    return route(hits, scored, ruleset, teams_at_capacity(table_path, capacities), as_of=as_of, families=families, history=history)
+
+
+def teams_at_capacity(table_path: Path | None, capacities: dict[str, int]) -> RoutingTable:
+    """The routing table with each team's capacity as its team lead set it in the casework store."""
     table = load_routing_table(table_path) if table_path else load_routing_table()
     # A team lead's capacity in the casework store wins over the routing table's starting value.
     teams = tuple(replace(t, weekly_capacity=capacities.get(t.id, t.weekly_capacity)) for t in table.teams)
-    return route(hits, scored, ruleset, replace(table, teams=teams), as_of=as_of, families=families, history=history)
+    return replace(table, teams=teams)
 
 
 @io_stage

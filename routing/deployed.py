@@ -60,8 +60,8 @@ def teams_list(
 class DeployedEvaluation:
     """The deployed list's precision and recall at capacity beside the alternatives, and its fairness audit.
 
-    `rows` holds pseudonyms (one row per measured child and date) and never leaves the process;
-    every other field is an aggregate, fit for MLflow, the model card and the web.
+    Aggregates only, fit for MLflow, the model card, the web and a Prefect task result: the
+    replayed rows (pseudonyms, origin) stay inside evaluate_deployed.
     """
 
     model_version: str
@@ -69,7 +69,6 @@ class DeployedEvaluation:
     dates: tuple[date, ...]
     horizon_days: int
     capacity: dict[str, int]
-    rows: pl.DataFrame
     at_capacity: pl.DataFrame  # list, team, k, hits, positives, precision(+low/high), recall(+low/high)
     differences: pl.DataFrame  # list, versus, team, metric, difference, low, high
     curve: pl.DataFrame  # list, k, precision (mean over dates)
@@ -87,11 +86,11 @@ class DeployedEvaluation:
         """Flat aggregates for MLflow: deployed.<list>.<metric>[.<team>], differences, calibration."""
         out: dict[str, float] = {}
         for r in self.at_capacity.iter_rows(named=True):
-            suffix = "" if r["team"] == ALL_TEAMS else f".{r['team']}"
             for m in ("precision", "recall"):
-                out[f"deployed.{r['list']}.{m}_at_capacity{suffix}"] = r[m]
-                out[f"deployed.{r['list']}.{m}_at_capacity_low{suffix}"] = r[f"{m}_low"]
-                out[f"deployed.{r['list']}.{m}_at_capacity_high{suffix}"] = r[f"{m}_high"]
+                if r["team"] == ALL_TEAMS:  # per team the intervals are in the card and the CSV
+                    out |= {f"deployed.{r['list']}.{m}_at_capacity{end}": r[f"{m}{end}"] for end in ("", "_low", "_high")}
+                else:
+                    out[f"deployed.{r['list']}.{m}_at_capacity.{r['team']}"] = r[m]
         for r in self.differences.filter(pl.col("team") == ALL_TEAMS).iter_rows(named=True):
             out[f"deployed.diff.{r['list']}_minus_{r['versus']}.{r['metric']}"] = r["difference"]
         out["deployed.calibration_top.slope"] = self.calibration["slope"]
@@ -284,6 +283,6 @@ def evaluate_deployed(
     longest = 4 * max(1, sum(capacity.values()))
     return DeployedEvaluation(
         model_version=model_version, rules_version=ruleset.version, dates=tuple(dates), horizon_days=horizon_days,
-        capacity=capacity, rows=rows, at_capacity=at_capacity, differences=differences,
+        capacity=capacity, at_capacity=at_capacity, differences=differences,
         curve=_curve(rows, lists, longest, seed), calibration=calibration, fairness=audited, gate=gate, excluded=excluded,
     )
