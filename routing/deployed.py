@@ -10,7 +10,8 @@ Measured are the scored cohort's children who still lived in the municipality on
 a child who had moved away (or died) is no one's to help and would count as a negative.
 Beside the deployed list, at the same number of children per team and date, stand the model's
 own top-k, the points rule (the baseline every model must beat) and, on synthetic data, the
-true risk (oracle). Intervals resample persons (a child is on many weekly dates), and differences
+true risk (oracle). Per team means the children a team answers for: where a child's own flag
+goes (a family flag may reach another team). Intervals resample persons (a child is on many weekly dates), and differences
 are paired: both lists are measured on the same resampled persons.
 
 Like the rules back-test, this replays the stages after rules, so it lives in routing; nothing in
@@ -221,7 +222,8 @@ def _curve(rows: pl.DataFrame, lists: Sequence[str], longest: int, seed: int) ->
                                    descending=[True, False])
             label = ordered["label"].to_numpy()[:longest]
             curves.append(np.cumsum(label) / np.arange(1, len(label) + 1))
-        k = min(len(c) for c in curves)
+        curves = [c for c in curves if len(c)]  # a night may flag no measured child at all
+        k = min((len(c) for c in curves), default=0)
         mean = np.mean([c[:k] for c in curves], axis=0) if k else np.array([])
         out.append(pl.DataFrame({"list": [name] * k, "k": np.arange(1, k + 1), "precision": mean},
                                 schema={"list": pl.String, "k": pl.Int64, "precision": pl.Float64}))
