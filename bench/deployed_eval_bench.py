@@ -49,13 +49,16 @@ def main() -> None:
     trained = time.perf_counter()
     dates = evaluation_dates(town.extracts, config.model.horizon_days, after=max(result.training_as_of))
     ev = evaluate_deployed(town.extracts, dates, model=result.model, model_version=f"bench/{result.candidate}", ruleset=load_rules(),
-                           table=load_routing_table(), horizon_days=config.model.horizon_days, oracle=town.oracle, n_boot=args.boot)
+                           table=load_routing_table(), horizon_days=config.model.horizon_days, oracle=town.oracle, n_boot=args.boot,
+                           trained_until=max(result.training_as_of))
     evaluated = time.perf_counter()
 
     print(f"persons {args.persons:,}  model {result.candidate}  {len(ev.dates)} weekly as-of dates {ev.dates[0]} .. {ev.dates[-1]}  "
           f"bootstrap {args.boot} (children resampled)")
     print(f"measured: scored children living in the municipality; {ev.excluded['moved_away_or_died']:,} child-dates of children "
           f"who had moved away or died left out ({ev.excluded['list_places_to_non_residents']} list places went to them)")
+    print(f"the model learned from as-of dates up to {ev.trained_until}, whose year of outcomes overlaps these dates': "
+          "its own numbers lean optimistic")
     total = ev.at_capacity.filter(pl.col("team") == "all")
     k = total["k"][0]
     print(f"\nall teams: {k:,} child-dates on the lists within capacity ({k / len(ev.dates):.1f} children per date); "

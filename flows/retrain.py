@@ -89,7 +89,8 @@ def evaluate_candidate(
     dates = evaluation_dates(sources, result.horizon_days, after=max(result.training_as_of))
     ruleset = load_rules(rules_folder) if rules_folder else load_rules()
     return evaluate_deployed(sources, dates, model=result.model, model_version=f"{name}/candidate", ruleset=ruleset,
-                             table=teams_at_capacity(routing_table, capacities), horizon_days=result.horizon_days)
+                             table=teams_at_capacity(routing_table, capacities), horizon_days=result.horizon_days,
+                             trained_until=max(result.training_as_of))
 
 
 @task(cache_policy=NONE, retries=2, retry_delay_seconds=10)

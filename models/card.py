@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Any
 
 import polars as pl
@@ -134,6 +135,9 @@ def deployed_card(evaluation: Any) -> str:
         f"or died are left out; {ev.excluded.get('list_places_to_non_residents', 0)} list places went to them). The other "
         "lists look at as many children per team and date as the deployed list did. 95% intervals resample children.",
         "",
+        *([f"The model learned from outcomes of as-of dates up to {ev.trained_until}, whose {ev.horizon_days}-day windows "
+           "reach into these dates' own: its numbers here lean optimistic. The temporal cross-validation is free of that."]
+          if ev.trained_until is not None and ev.trained_until + timedelta(days=ev.horizon_days) > ev.dates[0] else []),
         f"Team capacities: {ev.capacity}",
         "",
         "| list | children looked at (child-dates) | escalated among them | precision at capacity | recall at capacity |",

@@ -77,6 +77,7 @@ class DeployedEvaluation:
     fairness: pl.DataFrame
     gate: fairness.GateResult
     excluded: dict[str, int] = field(default_factory=dict)
+    trained_until: date | None = None  # the model's last training as-of date, when known
 
     def value(self, list_name: str, metric: str = "precision", team: str = ALL_TEAMS) -> tuple[float, float, float]:
         """A list's metric for a team (default all teams): value, low, high."""
@@ -244,6 +245,7 @@ def evaluate_deployed(
     seed: int = 0,
     min_dates: int = MIN_DATES,
     min_denominator: int = 30,
+    trained_until: date | None = None,
     on_date: Callable[[date], None] | None = None,
 ) -> DeployedEvaluation:
     """Replay the nightly decision on every date and measure the list teams see, beside the alternatives."""
@@ -287,4 +289,5 @@ def evaluate_deployed(
         model_version=model_version, rules_version=ruleset.version, dates=tuple(dates), horizon_days=horizon_days,
         capacity=capacity, at_capacity=at_capacity, differences=differences,
         curve=_curve(rows, lists, longest, seed), calibration=calibration, fairness=audited, gate=gate, excluded=excluded,
+        trained_until=trained_until,
     )
