@@ -263,6 +263,9 @@ def evaluate_deployed(
         if on_date is not None:
             on_date(as_of)
     rows = pl.concat(parts, how="vertical_relaxed")
+    if not rows["on_list"].any():
+        raise ValueError(f"no scored child was on a team's list on any of the {len(dates)} dates {dates[0]} to {dates[-1]}: "
+                         "nothing to measure; check that the rules were in force then (each rule's valid_from)")
     # The alternatives look at as many children per team and date as the deployed list did.
     k = {(d, t): n for d, t, n in rows.filter("on_list").group_by("as_of", "team").len().iter_rows()}
     lists = [DEPLOYED, MODEL, POINTS] + ([ORACLE] if oracle is not None else [])

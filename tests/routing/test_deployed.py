@@ -67,15 +67,22 @@ def test_the_evaluation_refuses_fewer_than_twelve_weeks(town):
                                    ruleset=load_rules(), table=load_routing_table())
 
 
+def test_weeks_before_the_rules_were_in_force_are_refused_with_the_reason(town):
+    dates = deployed.replay_dates(date(2024, 1, 5), date(2024, 3, 22))  # the rules are valid from 2025
+    with pytest.raises(ValueError, match="valid_from"):
+        deployed.evaluate_deployed(town.extracts, dates, model=ByNotifications(), model_version="m/1",
+                                   ruleset=load_rules(), table=load_routing_table())
+
+
 @pytest.mark.slow
 def test_a_tiny_municipality_end_to_end(town, monkeypatch):
     from models.card import deployed_card, model_card  # noqa: F401  (the card must render it)
     from models.scorer import RiskScorer
     from models.train import train
 
-    trained = train(town.extracts, [date(2023, 5, 1), date(2023, 11, 1), date(2024, 5, 1)], 365,
+    trained = train(town.extracts, [date(2023, 5, 1), date(2023, 11, 1), date(2024, 5, 1), date(2024, 11, 1)], 365,
                     candidates={"logistic_C1": RiskScorer(C=1.0)}, n_boot=0)
-    dates = deployed.evaluation_dates(town.extracts, 365, after=date(2024, 5, 1))
+    dates = deployed.evaluation_dates(town.extracts, 365, after=date(2025, 1, 1))
     dates = dates[:12]
     routed = []
     real = deployed.teams_list
@@ -87,7 +94,7 @@ def test_a_tiny_municipality_end_to_end(town, monkeypatch):
 
     monkeypatch.setattr(deployed, "teams_list", spy)
     ev = deployed.evaluate_deployed(town.extracts, dates, model=trained.model, model_version="m/1", ruleset=load_rules(),
-                                    table=load_routing_table(), oracle=town.oracle, n_boot=200, trained_until=date(2024, 5, 1))
+                                    table=load_routing_table(), oracle=town.oracle, n_boot=200, trained_until=date(2024, 11, 1))
     assert len(routed) == 12  # every date goes through the one seam to routing
     total = ev.at_capacity.filter(pl.col("team") == "all")
     assert set(total["list"]) == {"deployed", "model", "points", "oracle"}
