@@ -45,6 +45,7 @@ bench: install
 	$(UV) run --frozen python bench/features_bench.py --persons 650000
 	$(UV) run --frozen python bench/rules_bench.py
 	$(UV) run --frozen python bench/pipeline_bench.py --persons 100000 650000 6000000 --prefect
+	$(UV) run --frozen python bench/deployed_eval_bench.py --persons 100000
 
 # 50 concurrent caseworkers against the web app on a store of 1,000,000 flags.
 bench-web: install

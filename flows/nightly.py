@@ -25,13 +25,14 @@ from casework.store import Run, Store
 from features.evidence import evidence
 from features.table import feature_table
 from models import registry
-from models.labels import cohort, open_case_teams
+from models.dataset import cohort_scores
+from models.labels import open_case_teams
 from models.scorer import RiskScorer
 from models.explain import signals
 from models.train import MODEL_FEATURES, matrix, train
 from routing.flags import FlagDraft
 from routing.route import assign_teams, route
-from routing.table import load_routing_table
+from routing.table import RoutingTable, load_routing_table
 from rules.engine import RuleSet, evaluate, load_rules
 from rules.publish import record_version
 from sources.pseudonym import load_key, pseudonymise
@@ -174,13 +175,7 @@ def team_capacity(table_path: Path | None):
 @stage
 def score(table: pl.DataFrame, support_measures: pl.DataFrame, model: RiskScorer, model_version: str, as_of: date) -> pl.DataFrame:
     """Score the cohort (score 1-20, probability); everyone else keeps null scores."""
-    scored = cohort(table, support_measures, as_of)
-    X = matrix(scored)
-    scores = scored.select("person").with_columns(
-        score=pl.Series(model.score_levels(X), dtype=pl.Int64),
-        probability=pl.Series(model.predict_proba(X)[:, 1], dtype=pl.Float64),
-        model_version=pl.lit(model_version),
-    )
+    scores = cohort_scores(table, support_measures, model, model_version, as_of)
     cases = open_case_teams(support_measures, as_of)
     return table.join(scores, on="person", how="left").join(cases, on="person", how="left")
 
@@ -222,10 +217,15 @@ def route_flags(
     families: pl.DataFrame, history: pl.DataFrame, capacities: dict[str, int],
 ) -> list[FlagDraft]:
     """One flag per person or family with all its reasons, suppressed ones kept aside, ranked within capacity."""
+    return route(hits, scored, ruleset, teams_at_capacity(table_path, capacities), as_of=as_of, families=families, history=history)
+
+
+def teams_at_capacity(table_path: Path | None, capacities: dict[str, int]) -> RoutingTable:
+    """The routing table with each team's capacity as its team lead set it in the casework store."""
     table = load_routing_table(table_path) if table_path else load_routing_table()
     # A team lead's capacity in the casework store wins over the routing table's starting value.
     teams = tuple(replace(t, weekly_capacity=capacities.get(t.id, t.weekly_capacity)) for t in table.teams)
-    return route(hits, scored, ruleset, replace(table, teams=teams), as_of=as_of, families=families, history=history)
+    return replace(table, teams=teams)
 
 
 @io_stage

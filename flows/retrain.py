@@ -17,9 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from audit.events import CandidateRejected
 from audit.log import append
 from casework.store import Store
-from flows.nightly import SIDE_BY_SIDE, ingest, team_capacity, today_in_copenhagen
+from casework.accounts import Accounts
+from flows.nightly import SIDE_BY_SIDE, ingest, team_capacity, teams_at_capacity, today_in_copenhagen
 from models import registry
 from models.train import TrainingResult, train
+from routing.deployed import DeployedEvaluation, evaluate_deployed, evaluation_dates
+from rules.engine import load_rules
 from tidlig import settings
 from validate.context import gx_context
 
@@ -77,10 +80,23 @@ def train_candidate(sources: dict[str, pl.DataFrame], dates: list[date], horizon
     return train(sources, dates, horizon_days, team_of=team_of, capacity=capacity)
 
 
+@task(cache_policy=NONE)
+def evaluate_candidate(
+    sources: dict[str, pl.DataFrame], result: TrainingResult, name: str, rules_folder: Path | None,
+    routing_table: Path | None, capacities: dict[str, int],
+) -> DeployedEvaluation:
+    """Replay the nightly decision with the candidate over the weekly dates after its training window; measure the teams' lists."""
+    dates = evaluation_dates(sources, result.horizon_days, after=max(result.training_as_of))
+    ruleset = load_rules(rules_folder) if rules_folder else load_rules()
+    return evaluate_deployed(sources, dates, model=result.model, model_version=f"{name}/candidate", ruleset=ruleset,
+                             table=teams_at_capacity(routing_table, capacities), horizon_days=result.horizon_days,
+                             trained_until=max(result.training_as_of))
+
+
 @task(cache_policy=NONE, retries=2, retry_delay_seconds=10)
-def register_candidate(result: TrainingResult, name: str, store: Store) -> str:
-    """Log the training run to MLflow and register the model with the alias candidate (audited)."""
-    return registry.log_and_register(result, name, engine=store.engine)
+def register_candidate(result: TrainingResult, name: str, store: Store, deployed: DeployedEvaluation | None = None) -> str:
+    """Log the training run and the deployed list's evaluation to MLflow; register the model with the alias candidate (audited)."""
+    return registry.log_and_register(result, name, engine=store.engine, deployed=deployed)
 
 
 @task(cache_policy=NONE)
@@ -116,9 +132,13 @@ def retrain(params: RetrainParams) -> RetrainSummary:
         sources, _ = ingest(store, run_id, folder, gx_context(home), config.validate_.max_invalid_share, home)
         dates = training_dates(as_of, config.model.horizon_days, config.model.retrain_quarters)
         result = train_candidate(sources, dates, config.model.horizon_days, config.routing.table)
-        version = register_candidate(result, config.model.name, store)
-        gate = "passed" if result.gate.passed else "FAILED: promoting it needs override_gate with a reason"
-        print(f"Candidate {config.model.name}/{version} ({result.candidate}) is registered; fairness gate {gate}. Waiting for approval.")
+        capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}
+        deployed = evaluate_candidate(sources, result, config.model.name, config.rules.folder, config.routing.table, capacities)
+        version = register_candidate(result, config.model.name, store, deployed)
+        gate = "passed" if deployed.gate.passed else f"{deployed.gate.verdict.replace('_', ' ').upper()}: promoting it needs override_gate with a reason"
+        print(f"Candidate {config.model.name}/{version} ({result.candidate}) is registered; the deployed list's precision at capacity "
+              f"{deployed.value('deployed')[0]:.3f} (points rule {deployed.value('points')[0]:.3f}) over {len(deployed.dates)} weeks; "
+              f"fairness gate {gate}. Waiting for approval.")
         approval = pause_flow_run(
             wait_for_input=Approval,
             timeout=int(config.model.approval_timeout_hours * 3600),
@@ -132,4 +152,4 @@ def retrain(params: RetrainParams) -> RetrainSummary:
         store.fail_run(run_id, type(exc).__name__, str(exc))
         raise
     store.finish_run(run_id, "completed", {"version": version, "candidate": result.candidate, "outcome": outcome})
-    return RetrainSummary(version=version, candidate=result.candidate, gate_passed=result.gate.passed, outcome=outcome)
+    return RetrainSummary(version=version, candidate=result.candidate, gate_passed=deployed.gate.passed, outcome=outcome)

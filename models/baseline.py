@@ -19,6 +19,20 @@ DEFAULT_POINTS: tuple[tuple[str, int, float], ...] = (
 )
 
 
+def _points(values: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        hit = np.nan_to_num(values, nan=-np.inf) >= bounds
+    return hit * weights
+
+
+def points_total(X: np.ndarray, feature_names: Sequence[str], points: Sequence[tuple[str, int, float]] = DEFAULT_POINTS) -> np.ndarray:
+    """The points total per row; the rule is fixed, so ranking by it needs no fitting (and no labels)."""
+    names = list(feature_names)
+    columns = [names.index(f) for f, _, _ in points]
+    return _points(np.asarray(X, dtype=float)[:, columns], np.array([b for _, _, b in points], dtype=float),
+                   np.array([w for _, w, _ in points], dtype=float)).sum(axis=1)
+
+
 class PointsRule(ClassifierMixin, BaseEstimator):
     """Fixed points per signal; the risk of a total is the escalation rate seen at that total in training.
 
@@ -61,10 +75,7 @@ class PointsRule(ClassifierMixin, BaseEstimator):
         """Points each signal gives each person, shape (n, len(points))."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
-        values = X[:, self.columns_]
-        with np.errstate(invalid="ignore"):
-            hit = np.nan_to_num(values, nan=-np.inf) >= self.bounds_
-        return hit * self.weights_
+        return _points(X[:, self.columns_], self.bounds_, self.weights_)
 
     def decision_function(self, X) -> np.ndarray:
         """The points total per person."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Any
 
 import polars as pl
@@ -40,8 +41,8 @@ def _per_date_table(result: Any) -> str:
     return "\n".join(lines[:2] + sorted(lines[2:]))
 
 
-def model_card(result: Any, *, name: str) -> str:
-    """The card of a training result, as markdown."""
+def model_card(result: Any, *, name: str, deployed: Any = None) -> str:
+    """The card of a training result, and of the deployed evaluation when there is one, as markdown."""
     gate = result.gate
     missing_groups = [g for g in ("sex", "age_band", "district", "origin_group") if g not in result.fairness_groups]
     oracle = "oracle_average_precision_mean" in result.metrics
@@ -81,13 +82,14 @@ Team capacities used for precision/recall at capacity: {result.cv.capacity}
 {_per_date_table(result)}
 {"The oracle is the true risk known to the synthetic municipality: the gap to it is what better data or models could still win." if oracle else ""}
 
-## Fairness
+{deployed_card(deployed) if deployed is not None else ""}
+## Fairness of the score's cut{" (reported; the gate is the deployed list's, above)" if deployed is not None else ""}
 Audit of the out-of-time predictions at the score rule's cut (score >= 19), per group of sex, age
 band, district and origin (Statistics Denmark's groups: Danish origin, Western, non-Western), with
 disparities to the largest group (Aequitas definitions; band {BAND[0]}-{BAND[1]}). **Origin is used
 only for this audit, never as a model input**: the model's inputs are the features listed above.
 
-Gate: **{"PASSED" if gate.passed else "FAILED"}** (metrics {", ".join(gate.checked.get("metrics", []))};
+{"Without the deployed list's evaluation, this audit is the gate" if deployed is None else "This audit's own verdict"}: **{"PASSED" if gate.passed else "FAILED"}** (metrics {", ".join(gate.checked.get("metrics", []))};
 groups judged only where the metric's denominator is at least {gate.checked.get("min_denominator")} in
 the group and in its reference). The help offered is voluntary and reaches few, so the gate asks
 whether any group's escalations are missed more often (FNR) or its flags more often wrong (FDR);
@@ -111,3 +113,83 @@ gated. With escalations this rare FDR stays near 1 for every group: read precisi
 - Escalations are rare: with few of them per date the intervals above are wide; read them, not the point values.
 - Trained on {"synthetic data: the numbers say nothing about a real municipality" if oracle else "the data described above"}.
 """
+
+
+LIST_NAMES = {"deployed": "deployed list", "model": "model's top-k", "points": "points rule", ORACLE: "oracle (true risk)"}
+
+
+def _interval(value: float | None, low: float | None, high: float | None) -> str:
+    return f"{_num(value)} [{_num(low)}, {_num(high)}]"
+
+
+def deployed_card(evaluation: Any) -> str:
+    """The deployed evaluation (routing/deployed.py) as markdown: the list teams see, beside the alternatives."""
+    ev = evaluation
+    total = ev.at_capacity.filter(pl.col("team") == "all")
+    lines = [
+        "## The deployed list at capacity",
+        f"The nightly decision (model {ev.model_version}, rules {ev.rules_version}, suppression, family dedup, routing at "
+        f"each team's weekly capacity) replayed on {len(ev.dates)} weekly as-of dates, {ev.dates[0]} to {ev.dates[-1]}, "
+        f"and measured against the {ev.horizon_days} days after each. Measured: the scored children who lived in the "
+        f"municipality on the date ({ev.excluded.get('moved_away_or_died', 0)} child-dates of children who had moved away "
+        f"or died are left out; {ev.excluded.get('list_places_to_non_residents', 0)} list places went to them). The other "
+        "lists look at as many children per team and date as the deployed list did. 95% intervals resample children.",
+        "",
+        *([f"The model learned from outcomes of as-of dates up to {ev.trained_until}, whose {ev.horizon_days}-day windows "
+           "reach into these dates' own: its numbers here lean optimistic. The temporal cross-validation is free of that."]
+          if ev.trained_until is not None and ev.trained_until + timedelta(days=ev.horizon_days) > ev.dates[0] else []),
+        f"Team capacities: {ev.capacity}",
+        "",
+        "| list | children looked at (child-dates) | escalated among them | precision at capacity | recall at capacity |",
+        "|---|---|---|---|---|",
+    ]
+    for r in total.iter_rows(named=True):
+        lines.append(f"| {LIST_NAMES.get(r['list'], r['list'])} | {r['k']} | {r['hits']} | "
+                     f"{_interval(r['precision'], r['precision_low'], r['precision_high'])} | "
+                     f"{_interval(r['recall'], r['recall_low'], r['recall_high'])} |")
+    lists = total["list"].to_list()
+    lines += ["", "Per team (precision at capacity):", "",
+              "| team | k | " + " | ".join(LIST_NAMES.get(n, n) for n in lists) + " |", "|---" * (len(lists) + 2) + "|"]
+    teams = ev.at_capacity.filter(pl.col("team") != "all")
+    for team, part in teams.group_by("team", maintain_order=True):
+        by_list = {r["list"]: r for r in part.iter_rows(named=True)}
+        lines.append(f"| {team[0]} | {by_list['deployed']['k']} | "
+                     + " | ".join(_interval(by_list[n]["precision"], by_list[n]["precision_low"], by_list[n]["precision_high"]) for n in lists) + " |")
+    lines += ["", "Paired differences (all teams; an interval that excludes 0 is a difference the data shows):", "",
+              "| difference | precision | recall |", "|---|---|---|"]
+    diffs = ev.differences.filter(pl.col("team") == "all")
+    for (a, b), part in diffs.group_by("list", "versus", maintain_order=True):
+        cells = {r["metric"]: _interval(r["difference"], r["low"], r["high"]) for r in part.iter_rows(named=True)}
+        lines.append(f"| {LIST_NAMES.get(a, a)} − {LIST_NAMES.get(b, b)} | {cells.get('precision', '—')} | {cells.get('recall', '—')} |")
+    cal = ev.calibration
+    lines += ["", f"Calibration among each date's top 5% by the model's risk ({cal['rows']} child-dates, {cal['positives']} escalated): "
+              f"slope {_num(cal['slope'], 2)}, intercept {_num(cal['intercept'], 2)} (well calibrated: slope 1, intercept 0).", "",
+              "| mean predicted risk | observed rate | child-dates |", "|---|---|---|"]
+    lines += [f"| {_num(b['predicted'])} | {_num(b['observed'])} | {b['rows']} |" for b in cal["reliability"]]
+    lines += ["", deployed_fairness_card(ev.fairness, ev.gate)]
+    return "\n".join(lines) + "\n"
+
+
+def deployed_fairness_card(audited: pl.DataFrame, gate: Any) -> str:
+    """The fairness audit of the deployed list and its gate's verdict per group, as markdown."""
+    verdicts = {(a, v, m): verdict for a, v, m, verdict in gate.checked.get("verdicts", [])}
+    lines = [
+        "## Fairness of the deployed list",
+        f"Recall and precision at capacity per group of the children measured, pooled over the dates, with the ratio to the "
+        f"largest group. Gate: **{gate.verdict.replace('_', ' ').upper()}**. A group passes when the 95% interval of its "
+        f"ratio lies inside {BAND[0]}-{BAND[1]}, fails when it lies wholly outside, and is *not enough data to judge* "
+        f"otherwise or with fewer than {gate.checked.get('min_denominator')} children behind the metric; that blocks "
+        "promotion like a failure, unless a named person overrides the gate with a reason.",
+        "",
+        "| group | children escalated | children listed | recall | ratio | verdict | precision | ratio | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in audited.iter_rows(named=True):
+        key = (r["attribute_name"], r["attribute_value"])
+        cells = []
+        for m in ("recall", "precision"):
+            ratio_text = "reference" if r["is_reference"] else _interval(r[f"{m}_disparity"], r[f"{m}_disparity_low"], r[f"{m}_disparity_high"])
+            cells += [_interval(r[m], r[f"{m}_low"], r[f"{m}_high"]), ratio_text,
+                      "—" if r["is_reference"] else verdicts.get((*key, m), "—").replace("_", " ")]
+        lines.append(f"| {key[0]}={key[1]} | {r['positive_persons']} | {r['listed_persons']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -66,17 +66,37 @@ class Dataset:
         return pl.concat([self.labelled(d, known_by=known_by) for d in (dates or self.dates)], how="vertical_relaxed")
 
 
-def build(sources: dict[str, pl.DataFrame], as_of_dates: list[date], horizon_days: int) -> Dataset:
-    """Features and cohort for every as-of date; refuses dates whose outcomes are not yet all known."""
-    outcomes = sources["support_measures"]
-    # The extract's date is the latest thing any register knew; outcomes are known up to it.
-    last_known = max((f["known_date"].max() for f in sources.values() if "known_date" in f.columns and f.height), default=None)
-    unripe = [d for d in sorted(as_of_dates) if last_known is not None and d + timedelta(days=horizon_days) > last_known]
+def last_known(sources: dict[str, pl.DataFrame]) -> date | None:
+    """The latest date any register knew of something: the extracts' date, up to which outcomes are known."""
+    return max((f["known_date"].max() for f in sources.values() if "known_date" in f.columns and f.height), default=None)
+
+
+def require_known_outcomes(sources: dict[str, pl.DataFrame], as_of_dates: list[date], horizon_days: int) -> None:
+    """Refuse as-of dates whose horizon of outcomes is not over by the extracts' date."""
+    known = last_known(sources)
+    unripe = [d for d in sorted(as_of_dates) if known is not None and d + timedelta(days=horizon_days) > known]
     if unripe:
         raise ValueError(
             f"as-of date(s) {[str(d) for d in unripe]} need {horizon_days} days of outcomes after them, but the "
-            f"registers are known only up to {last_known}; use dates up to {last_known - timedelta(days=horizon_days)}"
+            f"registers are known only up to {known}; use dates up to {known - timedelta(days=horizon_days)}"
         )
+
+
+def cohort_scores(table: pl.DataFrame, support_measures: pl.DataFrame, model, model_version: str, as_of: date) -> pl.DataFrame:
+    """The scored cohort's person, score (1-20), probability and model version, as the nightly run scores it."""
+    scored = cohort(table, support_measures, as_of)
+    X = matrix(scored)
+    return scored.select("person").with_columns(
+        score=pl.Series(model.score_levels(X), dtype=pl.Int64),
+        probability=pl.Series(model.predict_proba(X)[:, 1], dtype=pl.Float64),
+        model_version=pl.lit(model_version),
+    )
+
+
+def build(sources: dict[str, pl.DataFrame], as_of_dates: list[date], horizon_days: int) -> Dataset:
+    """Features and cohort for every as-of date; refuses dates whose outcomes are not yet all known."""
+    outcomes = sources["support_measures"]
+    require_known_outcomes(sources, as_of_dates, horizon_days)
     frames = {}
     for d in sorted(set(as_of_dates)):
         table, _ = feature_table(sources, d)

@@ -270,3 +270,63 @@ def select(cv: CrossValidation, candidates: list[str], *, by: str = "average_pre
 
 
 __all__ = ["MODEL_FEATURES", "CrossValidation", "Fold", "cross_validate", "select", "temporal_folds"]
+
+
+def cluster_bootstrap_sums(clusters: np.ndarray, values: np.ndarray, *, n_boot: int, seed: int, chunk: int = 100) -> np.ndarray:
+    """Bootstrap replicates of the column sums of values (rows x m), resampling clusters, shape (n_boot, m).
+
+    A person appears on many weekly as-of dates with nearly the same features and the same outcome, so
+    persons, not rows, are resampled: each person's rows get one Poisson(1) weight per replicate
+    (the Poisson bootstrap, which for large samples equals drawing persons with replacement).
+    Every metric of a list (precision, recall, per team, per group, paired differences) is a ratio
+    of such sums, so one set of replicates gives all their intervals, and paired ones for free.
+    """
+    _, index = np.unique(clusters, return_inverse=True)
+    values = np.asarray(values, dtype=float).reshape(len(index), -1)
+    per_cluster = np.zeros((index.max() + 1 if len(index) else 0, values.shape[1]))
+    np.add.at(per_cluster, index, values)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_boot, values.shape[1]))
+    for start in range(0, n_boot, chunk):
+        weights = rng.poisson(1.0, size=(min(chunk, n_boot - start), len(per_cluster))).astype(float)
+        out[start:start + len(weights)] = weights @ per_cluster
+    return out
+
+
+def percentile_interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap draws, ignoring undefined ones (NaN when none is defined)."""
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[~np.isnan(draws)]
+    if not len(draws):
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))
+
+
+def ratio(numerator: np.ndarray | float, denominator: np.ndarray | float) -> np.ndarray:
+    """numerator / denominator, NaN where the denominator is 0."""
+    numerator, denominator = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+
+
+def calibration_in_top(y: np.ndarray, p: np.ndarray, *, top: np.ndarray, bins: int = 5) -> dict:
+    """Calibration where it matters, among the rows `top` marks: slope and intercept of the logistic
+    recalibration logit P(y) = a + b logit(p) (perfect: a 0, b 1) and a reliability table of
+    equal-count bins (mean predicted risk, observed rate, rows)."""
+    from sklearn.linear_model import LogisticRegression
+
+    y, p = np.asarray(y)[top], np.clip(np.asarray(p, dtype=float)[top], 1e-6, 1 - 1e-6)
+    out: dict = {"rows": int(len(y)), "positives": int(y.sum()), "slope": float("nan"), "intercept": float("nan"), "reliability": []}
+    if len(y) == 0:
+        return out
+    if 0 < y.sum() < len(y):
+        logit = np.log(p / (1 - p)).reshape(-1, 1)
+        fit = LogisticRegression(C=np.inf, max_iter=1000).fit(logit, y)  # C=inf: no penalty on a recalibration
+        out["slope"], out["intercept"] = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    order = np.argsort(p, kind="stable")
+    out["reliability"] = [
+        {"predicted": float(p[part].mean()), "observed": float(y[part].mean()), "rows": int(len(part))}
+        for part in np.array_split(order, min(bins, len(order))) if len(part)
+    ]
+    return out

@@ -195,8 +195,13 @@ class GateResult:
     failures: tuple[str, ...] = ()
     checked: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def verdict(self) -> str:
+        """passed, failed, or not_enough_data (only the audit of the deployed list says the last)."""
+        return self.checked.get("verdict") or ("passed" if self.passed else "failed")
+
     def to_json(self) -> str:
-        return json.dumps({"passed": self.passed, "failures": list(self.failures), "checked": self.checked}, ensure_ascii=False)
+        return json.dumps({"passed": self.passed, "verdict": self.verdict, "failures": list(self.failures), "checked": self.checked}, ensure_ascii=False)
 
 
 def gate(
@@ -256,5 +261,123 @@ def format_table(audited: pl.DataFrame, metrics: Sequence[str] = METRICS) -> str
     )
 
 
+
+
+# The audit of the list teams see, at capacity, pooled over replayed as-of dates.
+LIST_GATED: tuple[str, ...] = ("recall", "precision")
+PASSED, FAILED, NOT_ENOUGH_DATA = "passed", "failed", "not_enough_data"
+# What each list metric is a share of, for deciding whether a group has enough of it to judge.
+# Counted in persons, not person-dates: a child escalating once is positive on every weekly date
+# before it, and one child seen 40 times is still one child's worth of evidence.
+LIST_DENOMINATORS = {"recall": "positive_persons", "precision": "listed_persons"}
+
+
+def audit_list(
+    rows: pl.DataFrame, *, group_cols: Sequence[str], cluster_col: str = "person", label_col: str = "label",
+    on_list_col: str = "on_list", n_boot: int = 1000, seed: int = 0,
+) -> pl.DataFrame:
+    """Per attribute and group: recall and precision of a list at capacity, with bootstrap intervals,
+    and their ratio to the largest group with its interval (persons resampled, see cluster_bootstrap_sums).
+
+    rows: one row per person and as-of date of the measured population, with the 0/1 label and
+    whether the person was on a team's list within capacity. Counts are of person-dates, except
+    positive_persons and listed_persons: the distinct persons a group's recall and precision rest on.
+    """
+    from models.evaluate import cluster_bootstrap_sums, percentile_interval, ratio
+
+    _check_columns(rows, {"cluster column": cluster_col, "label column": label_col, "list column": on_list_col,
+                          **{f"group column {c}": c for c in group_cols}})
+    y = rows[label_col].cast(pl.Float64).to_numpy()
+    chosen = rows[on_list_col].cast(pl.Float64).to_numpy()
+    keys, columns = [], []
+    for attribute in group_cols:
+        values = rows[attribute].cast(pl.String).fill_null("(missing)").to_numpy()
+        for value in sorted(set(values)):
+            member = (values == value).astype(float)
+            keys.append((attribute, value))
+            columns += [member, member * y, member * chosen, member * chosen * y]
+    sums = np.column_stack(columns) if columns else np.zeros((rows.height, 0))
+    draws = cluster_bootstrap_sums(rows[cluster_col].to_numpy(), sums, n_boot=n_boot, seed=seed)
+    point = sums.sum(axis=0)
+    persons = {}
+    for attribute in group_cols:
+        value = pl.col(attribute).cast(pl.String).fill_null("(missing)")
+        counted = rows.group_by(value.alias("value")).agg(
+            positive_persons=pl.col(cluster_col).filter(pl.col(label_col) == 1).n_unique(),
+            listed_persons=pl.col(cluster_col).filter(pl.col(on_list_col)).n_unique(),
+        )
+        persons |= {(attribute, v): (p, l) for v, p, l in counted.iter_rows()}
+    out = []
+    for attribute in group_cols:
+        mine = [i for i, (a, _) in enumerate(keys) if a == attribute]
+        reference = min(mine, key=lambda i: (-point[4 * i], keys[i][1]))  # the largest group
+        for i in mine:
+            row: dict[str, Any] = {
+                "attribute_name": attribute, "attribute_value": keys[i][1], "reference_group": keys[reference][1],
+                "is_reference": i == reference, "rows": int(point[4 * i]), "positives": int(point[4 * i + 1]),
+                "on_list": int(point[4 * i + 2]), "hits": int(point[4 * i + 3]),
+                "positive_persons": persons[keys[i]][0], "listed_persons": persons[keys[i]][1],
+            }
+            for metric, den in (("recall", 1), ("precision", 2)):
+                value = ratio(point[4 * i + 3], point[4 * i + den])
+                value_draws = ratio(draws[:, 4 * i + 3], draws[:, 4 * i + den])
+                ref_value = ratio(point[4 * reference + 3], point[4 * reference + den])
+                ref_draws = ratio(draws[:, 4 * reference + 3], draws[:, 4 * reference + den])
+                row[metric] = float(value)
+                row[f"{metric}_low"], row[f"{metric}_high"] = percentile_interval(value_draws)
+                row[f"{metric}_disparity"] = float(ratio(value, ref_value))
+                row[f"{metric}_disparity_low"], row[f"{metric}_disparity_high"] = percentile_interval(ratio(value_draws, ref_draws))
+            out.append(row)
+    return pl.DataFrame(out, infer_schema_length=None)
+
+
+def list_gate(audited: pl.DataFrame, *, metrics: Sequence[str] = LIST_GATED, min_denominator: int = 30,
+              band: tuple[float, float] = BAND) -> GateResult:
+    """Each group and metric gets a verdict from its disparity's interval: passed, failed or not enough data.
+
+    Passed: the 95% interval of the group's ratio to its reference lies inside the band. Failed: it
+    lies wholly outside. Anything else, or fewer than min_denominator persons behind the metric in
+    the group or its reference (escalated children for recall, children on a list for precision),
+    is not enough data to judge: a verdict of its own, not a pass. The gate passes only when every
+    group passed; a failure or a group that could not be judged blocks promotion until a named
+    person overrides the gate with a reason.
+    """
+    unknown = sorted(set(metrics) - set(LIST_DENOMINATORS))
+    if unknown:
+        raise FairnessError(f"unknown list metric(s) {unknown}; metrics: {list(LIST_DENOMINATORS)}")
+    if min_denominator < 1:
+        raise FairnessError(f"min_denominator must be at least 1, got {min_denominator}")
+    references = {(r["attribute_name"], r["attribute_value"]): r for r in audited.filter(pl.col("is_reference")).iter_rows(named=True)}
+    failures, unjudged, verdicts = [], [], []
+    for row in audited.filter(~pl.col("is_reference")).iter_rows(named=True):
+        reference = references[(row["attribute_name"], row["reference_group"])]
+        for metric in metrics:
+            den = LIST_DENOMINATORS[metric]
+            where = f"{row['attribute_name']}={row['attribute_value']} (reference {row['reference_group']})"
+            value, low, high = (row[f"{metric}_disparity{end}"] for end in ("", "_low", "_high"))
+            shown = f"{metric} disparity {_num(value, 2)} [{_num(low, 2)}, {_num(high, 2)}] for {where}"
+            if min(row[den], reference[den]) < min_denominator:
+                unjudged.append(f"not enough data to judge {metric} for {where}: {row[den]} vs {reference[den]} "
+                                f"{den.replace('_', ' ')}, {min_denominator} needed in each")
+                verdict = NOT_ENOUGH_DATA
+            elif any(v is None or v != v for v in (low, high)):
+                unjudged.append(f"not enough data to judge {shown}: undefined in some resamples")
+                verdict = NOT_ENOUGH_DATA
+            elif band[0] <= low and high <= band[1]:
+                verdict = PASSED
+            elif high < band[0] or low > band[1]:
+                failures.append(f"{shown}, outside {band[0]}-{band[1]}")
+                verdict = FAILED
+            else:
+                unjudged.append(f"not enough data to judge {shown}: the interval reaches both inside and outside {band[0]}-{band[1]}")
+                verdict = NOT_ENOUGH_DATA
+            verdicts.append((row["attribute_name"], row["attribute_value"], metric, verdict))
+    verdict = FAILED if failures else NOT_ENOUGH_DATA if unjudged or not verdicts else PASSED
+    checked = {"metrics": list(metrics), "min_denominator": min_denominator, "band": list(band), "verdict": verdict,
+               "judged": sum(v[3] != NOT_ENOUGH_DATA for v in verdicts), "not_judged": unjudged,
+               "verdicts": [list(v) for v in verdicts]}
+    return GateResult(passed=verdict == PASSED, failures=tuple(failures + unjudged), checked=checked)
+
+
 def _num(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
+    return "—" if value is None or value != value else f"{value:.{digits}f}"

@@ -20,7 +20,7 @@ from models.scorer import RiskScorer
 EXPERIMENT = "tidlig-scoring"
 CHAMPION = "champion"
 CANDIDATE = "candidate"
-GATE_TAG = "fairness_gate"
+GATE_TAG = "fairness_gate"  # passed, failed or not_enough_data; anything but passed blocks promotion
 FAILURES_TAG = "fairness_gate_failures"
 # skops refuses to load types it was not told to trust; only ours and the numeric stack qualify.
 TRUSTED_PREFIXES = ("models.", "sklearn.", "numpy.", "scipy.")
@@ -68,8 +68,13 @@ def trusted_types(model: RiskScorer) -> list[str]:
     return sorted(untrusted)
 
 
-def log_and_register(result: Any, name: str, *, engine: Any = None, actor: str = "system") -> str:
-    """Log a training run (params, metrics, features, data hash, plots, fairness, card), register it as candidate."""
+def log_and_register(result: Any, name: str, *, engine: Any = None, actor: str = "system", deployed: Any = None) -> str:
+    """Log a training run (params, metrics, features, data hash, plots, fairness, card), register it as candidate.
+
+    With `deployed` (routing/deployed.py: the list teams would see, replayed over held-out weekly
+    dates), its numbers, plots and fairness audit are logged too, and its fairness gate is the
+    version's gate: what is deployed is what is judged.
+    """
     import mlflow
     from mlflow import MlflowClient
 
@@ -77,6 +82,7 @@ def log_and_register(result: Any, name: str, *, engine: Any = None, actor: str =
     from models.dataset import MODEL_FEATURES
 
     chosen = result.cv.metrics.filter(result.cv.metrics["candidate"] == result.candidate)
+    gate = deployed.gate if deployed is not None else result.gate
     with mlflow.start_run(run_name=f"train-{result.holdout_as_of}") as run:
         mlflow.log_params({
             "candidate": result.candidate,
@@ -100,20 +106,33 @@ def log_and_register(result: Any, name: str, *, engine: Any = None, actor: str =
         for candidate, metric, mean in result.cv.summary().select("candidate", "metric", "mean").iter_rows():
             if metric in ("roc_auc", "average_precision", "brier", "calibration_error", "precision_at_capacity") and mean == mean:
                 mlflow.log_metric(f"cv.{candidate}.{metric}", mean)
-        mlflow.set_tags({"data_hash": result.data_hash, GATE_TAG: "passed" if result.gate.passed else "failed",
+        mlflow.set_tags({"data_hash": result.data_hash, GATE_TAG: gate.verdict,
                          "cohort_version": result.definition.cohort_version, "label_version": result.definition.label_version})
         mlflow.log_dict({"features": list(MODEL_FEATURES)}, "features.json")
         mlflow.log_dict({"ventile_edges": result.model.ventile_edges_.tolist()}, "score_levels.json")
-        mlflow.log_dict(json.loads(result.gate.to_json()), "fairness/gate.json")
+        mlflow.log_dict(json.loads(gate.to_json()), "fairness/gate.json")
+        if deployed is not None:
+            mlflow.log_metrics(deployed.metrics())
+            mlflow.log_params({"deployed.dates": f"{deployed.dates[0]}..{deployed.dates[-1]} ({len(deployed.dates)} weekly)",
+                               "deployed.rules_version": deployed.rules_version[:250]})
         mlflow.log_text(result.definition.markdown(result.horizon_days), "labels.md")
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             result.cv.metrics.write_csv(folder / "cv_metrics.csv")
             result.fairness.write_csv(folder / "fairness.csv")
             (folder / "fairness.json").write_text(result.fairness.write_json(), encoding="utf-8")
-            (folder / "model_card.md").write_text(card.model_card(result, name=name), encoding="utf-8")
+            (folder / "model_card.md").write_text(card.model_card(result, name=name, deployed=deployed), encoding="utf-8")
             for path in plots.save_all(result.cv, result.candidate, folder):
                 mlflow.log_artifact(str(path), "plots")
+            if deployed is not None:
+                for path in plots.save_deployed(deployed, folder):
+                    mlflow.log_artifact(str(path), "plots")
+                # Aggregates only: the replay's rows (pseudonyms) never leave the process.
+                for table in ("at_capacity", "differences", "curve"):
+                    getattr(deployed, table).write_csv(folder / f"deployed_{table}.csv")
+                    mlflow.log_artifact(str(folder / f"deployed_{table}.csv"), "evaluation")
+                deployed.fairness.write_csv(folder / "fairness_deployed_list.csv")
+                mlflow.log_artifact(str(folder / "fairness_deployed_list.csv"), "fairness")
             mlflow.log_artifact(str(folder / "cv_metrics.csv"), "evaluation")
             mlflow.log_artifact(str(folder / "fairness.csv"), "fairness")
             mlflow.log_artifact(str(folder / "fairness.json"), "fairness")
@@ -129,8 +148,7 @@ def log_and_register(result: Any, name: str, *, engine: Any = None, actor: str =
         run_id = run.info.run_id
     version = str(info.registered_model_version)
     client = MlflowClient()
-    client.set_model_version_tag(name, version, GATE_TAG, "passed" if result.gate.passed else "failed")
-    client.set_model_version_tag(name, version, FAILURES_TAG, json.dumps(list(result.gate.failures), ensure_ascii=False)[:4900])
+    record_gate(name, version, gate)
     client.set_model_version_tag(name, version, "candidate_estimator", result.candidate)
     client.set_model_version_tag(name, version, "average_precision_mean", f"{result.metrics.get('average_precision_mean', float('nan')):.4f}")
     client.set_registered_model_alias(name, CANDIDATE, version)
@@ -139,6 +157,24 @@ def log_and_register(result: Any, name: str, *, engine: Any = None, actor: str =
         with engine.begin() as conn:
             audit_log.append(conn, ModelRegistered(name=name, version=version, metrics=metrics | {"mlflow_run": run_id}), actor=actor)
     return version
+
+
+def record_gate(name: str, version: str, gate: Any) -> None:
+    """Tag a version with its fairness gate's verdict and findings, which promotion reads."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    client.set_model_version_tag(name, version, GATE_TAG, gate.verdict)
+    client.set_model_version_tag(name, version, FAILURES_TAG, _findings_tag(gate.failures))
+
+
+def _findings_tag(findings: tuple[str, ...], limit: int = 4900) -> str:
+    """The gate's findings as a JSON list that fits a tag (MLflow keeps 5000 characters), whole findings only."""
+    kept = list(findings)
+    while len(text := json.dumps(kept, ensure_ascii=False)) > limit:
+        kept = kept[: len(kept) // 2 if len(kept) > 8 else len(kept) - 1]
+    dropped = len(findings) - len(kept)
+    return json.dumps(kept + [f"... and {dropped} more in fairness/gate.json"], ensure_ascii=False) if dropped else text
 
 
 def set_alias(name: str, version: str, alias: str = CHAMPION) -> None:
@@ -161,13 +197,21 @@ def alias_version(name: str, alias: str) -> str | None:
 
 def load(name: str, alias: str = CHAMPION) -> tuple[RiskScorer, str] | None:
     """The model behind the alias and its version, or None when no version carries the alias."""
-    import mlflow
-
     version = alias_version(name, alias)
     if version is None:
         return None
-    model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
-    return model, version
+    return load_version(name, version), version
+
+
+def load_version(name: str, version: str) -> RiskScorer:
+    """The model of one registered version; LookupError when there is no such version."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    except MlflowException:
+        raise LookupError(f"model {name!r} has no version {version!r}; see `tidlig models list`") from None
 
 
 def gate_of(name: str, version: str) -> tuple[bool, list[str]]:
@@ -204,8 +248,10 @@ def promote(
         with engine.begin() as conn:
             audit_log.append(conn, ModelPromotionRefused(name=name, version=version, alias=alias, by=by, reason=reason,
                                                          gate_failures=failures), actor=by)
+        verdict = "failed the fairness gate" if not all(f.startswith("not enough data") for f in failures) else \
+            "has a fairness gate that could not judge every group (not enough data)"
         raise PromotionRefused(
-            f"{name} version {version} failed the fairness gate ({len(failures)} finding(s): {'; '.join(failures[:3])}"
+            f"{name} version {version} {verdict} ({len(failures)} finding(s): {'; '.join(failures[:3])}"
             f"{' ...' if len(failures) > 3 else ''}); promote it only with --override-gate REASON"
         )
     previous = alias_version(name, alias)

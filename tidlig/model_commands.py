@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-models_app = typer.Typer(help="List, and promote by a person's decision, the registered scoring models.", no_args_is_help=True)
+models_app = typer.Typer(help="List, evaluate as deployed, and promote by a person's decision, the registered scoring models.", no_args_is_help=True)
 fairness_app = typer.Typer(help="Audit any scores file for group fairness (Aequitas definitions).", no_args_is_help=True)
 
 TrackingOption = Annotated[Optional[str], typer.Option("--tracking-uri", help="MLflow tracking store or server (default: MLFLOW_TRACKING_URI or the local store).")]
@@ -76,6 +76,87 @@ def models_promote(
         _fail(str(exc))
     note = " despite a failed fairness gate (override recorded)" if done.overridden else ""
     typer.echo(f"{name} version {version} is now {alias}{note}; before: {done.previous or 'none'}. Recorded in the audit log.")
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    version: Annotated[Optional[str], typer.Option("--version", help="The registered version to evaluate (default: the champion).")] = None,
+    from_: Annotated[Optional[str], typer.Option("--from", help="First as-of date to replay (YYYY-MM-DD); default: 12 weeks before --to.")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Last as-of date (YYYY-MM-DD); default: the latest whose year of outcomes is known.")] = None,
+    every: Annotated[int, typer.Option(min=1, help="Days between replayed as-of dates (7: one a week).")] = 7,
+    extracts: Annotated[Optional[Path], typer.Option(help="Folder of extracts (default: TIDLIG_HOME/extracts).")] = None,
+    boot: Annotated[int, typer.Option("--boot", min=100, help="Bootstrap resamples for the intervals.")] = 1000,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the tables (CSV), plots (PNG) and report (Markdown) into this folder.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Config file (default: the embedded defaults).")] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Replay the nightly decision over weekly as-of dates and measure the lists teams see: precision and recall at
+    capacity per team beside the model's top-k and the points rule, paired differences, calibration in the top 5%,
+    and the fairness of the list by sex, age band, district and origin group."""
+    from datetime import date, timedelta
+
+    from casework.accounts import Accounts
+    from casework.store import Store
+    from flows.nightly import teams_at_capacity
+    from models import card, plots, registry
+    from routing.backtest import load_sources, replay_dates
+    from routing.deployed import MIN_DATES, evaluate_deployed, evaluation_dates
+    from routing.table import RoutingError
+    from rules.engine import RuleError, load_rules
+    from sources.readers import ExtractError
+    from tidlig import settings
+    from tidlig.progress import progress
+    from tidlig.settings import ConfigError, load_config
+
+    def day(text: str, option: str) -> date:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            _fail(f"{option} must be a date as YYYY-MM-DD, got {text!r}")
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    home = settings.home()
+    _connect(tracking_uri)
+    registry.connect(tracking_uri or settings.mlflow_tracking_uri(), home / "mlartifacts")
+    chosen = version or registry.alias_version(cfg.model.name, registry.CHAMPION)
+    if chosen is None:
+        _fail(f"{cfg.model.name} has no champion; give --version (see `tidlig models list`)")
+    try:
+        model = registry.load_version(cfg.model.name, chosen)
+    except LookupError as exc:
+        _fail(str(exc))
+    store = Store.from_url(settings.database_url())
+    store.create_schema()
+    capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}
+    try:
+        ruleset = load_rules(cfg.rules.folder) if cfg.rules.folder else load_rules()
+        table = teams_at_capacity(cfg.routing.table, capacities)
+        with progress("Reading and validating the extracts"):
+            sources = load_sources(extracts or settings.extracts_dir(cfg), home, cfg.validate_.max_invalid_share)
+        if from_ is None and to is None:
+            dates = evaluation_dates(sources, cfg.model.horizon_days, count=MIN_DATES, every_days=every)
+        else:
+            end = day(to, "--to") if to else evaluation_dates(sources, cfg.model.horizon_days, count=1)[-1]
+            start = day(from_, "--from") if from_ else end - timedelta(days=every * (MIN_DATES - 1))
+            dates = replay_dates(start, end, every)
+        with progress(f"Replaying {len(dates)} as-of dates", total=len(dates)) as step:
+            evaluation = evaluate_deployed(sources, dates, model=model, model_version=f"{cfg.model.name}/{chosen}", ruleset=ruleset,
+                                           table=table, horizon_days=cfg.model.horizon_days, n_boot=boot,
+                                           on_date=lambda as_of: step(f"Replayed {as_of}"))
+    except (ValueError, RuleError, RoutingError, ExtractError) as exc:
+        _fail(str(exc))
+    report = card.deployed_card(evaluation)
+    typer.echo(report)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "deployed_evaluation.md").write_text(report, encoding="utf-8")
+        for name in ("at_capacity", "differences", "curve", "fairness"):
+            getattr(evaluation, name).write_csv(out / f"deployed_{name}.csv")
+        plots.save_deployed(evaluation, out)
+        typer.echo(f"Wrote the report, tables and plots to {out}")
 
 
 @fairness_app.command("audit")

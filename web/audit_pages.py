@@ -153,12 +153,17 @@ def _registered_models(request: Request) -> tuple[list[dict[str, Any]], str | No
             versions = []
             for version in sorted(client.search_model_versions(f"name='{model.name}'"), key=lambda v: -int(v.version)):
                 run = client.get_run(version.run_id) if version.run_id else None
+                metrics = dict(sorted(run.data.metrics.items())) if run else {}
                 versions.append(
                     dict(
                         version=version.version,
                         created=version.creation_timestamp,
                         aliases=aliases_by_version.get(str(version.version), []),
-                        metrics=dict(sorted(run.data.metrics.items())) if run else {},
+                        deployed=_deployed_lists(metrics),
+                        deployed_dates=metrics.get(f"{DEPLOYED_PREFIX}dates", 0),
+                        gate=version.tags.get("fairness_gate", "unknown"),
+                        # The deployed list's numbers have their own table; per team they are in the card.
+                        metrics={k: v for k, v in metrics.items() if not k.startswith(DEPLOYED_PREFIX)},
                         params=dict(sorted(run.data.params.items())) if run else {},
                         tags={k: v for k, v in sorted((run.data.tags if run else {}).items()) if not k.startswith("mlflow.")},
                         reports=_reports(client, version.run_id) if run else [],
@@ -168,6 +173,23 @@ def _registered_models(request: Request) -> tuple[list[dict[str, Any]], str | No
         return found, None
     except Exception as exc:  # an unreachable registry is shown to the auditor, not hidden
         return [], f"{type(exc).__name__}: {exc}"
+
+
+DEPLOYED_PREFIX = "deployed."
+DEPLOYED_LISTS = ("deployed", "model", "points", "oracle")
+
+
+def _deployed_lists(metrics: dict[str, float]) -> list[dict[str, Any]]:
+    """The deployed evaluation's lists from a run's metrics: precision and recall at capacity with intervals."""
+    rows = []
+    for name in DEPLOYED_LISTS:
+        values = {
+            f"{m}{end}": metrics.get(f"{DEPLOYED_PREFIX}{name}.{m}_at_capacity{end}")
+            for m in ("precision", "recall") for end in ("", "_low", "_high")
+        }
+        if values["precision"] is not None:
+            rows.append(dict(name=name, **values))
+    return rows
 
 
 def _reports(client: Any, run_id: str) -> list[dict[str, Any]]:

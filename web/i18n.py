@@ -279,6 +279,25 @@ TEXTS: dict[str, tuple[str, str]] = {
     "models.fairness": ("Fairnessrapport", "Fairness report"),
     "models.reports_none": ("Ingen modelkort eller fairnessrapport er gemt for denne version.", "No model card or fairness report is stored for this version."),
     "models.flags": ("Markeringer med denne version", "Flags with this version"),
+    "models.deployed": ("Listen, teamene ser", "The list teams see"),
+    "models.deployed_hint": (
+        "Natkørslen genafspillet uge for uge ({dates} datoer) med regler, undertrykkelse, familiesammenlægning og teamenes kapacitet, "
+        "målt på børn, der stadig boede i kommunen, mod det følgende års støtteforanstaltninger. Intervaller er 95 %.",
+        "The nightly run replayed week by week ({dates} dates) with rules, suppression, family dedup and the teams' capacity, "
+        "measured on children who still lived in the municipality against the following year's support measures. Intervals are 95%.",
+    ),
+    "models.list": ("Liste", "List"),
+    "models.precision_at_capacity": ("Præcision ved kapacitet", "Precision at capacity"),
+    "models.recall_at_capacity": ("Andel fundet ved kapacitet", "Recall at capacity"),
+    "models.list.deployed": ("Den udrullede liste", "The deployed list"),
+    "models.list.model": ("Modellens top-k", "The model's top-k"),
+    "models.list.points": ("Pointreglen", "The points rule"),
+    "models.list.oracle": ("Den sande risiko (syntetiske data)", "The true risk (synthetic data)"),
+    "models.gate": ("Fairnessport for listen", "Fairness gate of the list"),
+    "models.gate.passed": ("bestået", "passed"),
+    "models.gate.failed": ("ikke bestået", "failed"),
+    "models.gate.not_enough_data": ("for få data til at vurdere (blokerer godkendelse)", "not enough data to judge (blocks promotion)"),
+    "models.gate.unknown": ("ikke registreret", "not recorded"),
     "rules.title": ("Regler og regelversioner", "Rules and rule versions"),
     "rules.intro": (
         "Reglerne, der rejser markeringer, i den version, der er i brug nu, og ændringerne mellem versionerne.",

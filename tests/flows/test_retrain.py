@@ -60,6 +60,14 @@ def test_retraining_waits_for_approval_and_records_who_decided(tmp_path, monkeyp
     assert promoted and promoted[-1].actor == "Lone Leder"
     registry.connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert registry.alias_version(config.model.name, "champion") == summary.version
+    # The candidate was measured as deployed, and that list's fairness gate is the version's gate.
+    from mlflow import MlflowClient
+
+    version = MlflowClient().get_model_version(config.model.name, summary.version)
+    metrics = MlflowClient().get_run(version.run_id).data.metrics
+    assert metrics["deployed.dates"] >= 12 and "deployed.deployed.precision_at_capacity" in metrics
+    assert version.tags[registry.GATE_TAG] in ("passed", "failed", "not_enough_data")
+    assert summary.gate_passed == (version.tags[registry.GATE_TAG] == "passed")
 
 
 @pytest.mark.slow

@@ -206,3 +206,34 @@ def test_register_list_and_promote_against_an_mlflow_server(trained, mlflow_serv
         assert events[3].payload["by"] == "Birgit Leder" and verify(store.engine).ok
     finally:
         mlflow.set_tracking_uri(None)  # forget the server (and its env variable) before it stops
+
+
+def test_with_the_deployed_evaluation_its_numbers_plots_and_gate_are_the_versions(trained, tidlig_home: Path, monkeypatch):
+    import mlflow
+
+    from routing.deployed import evaluate_deployed, evaluation_dates
+    from routing.table import load_routing_table
+    from rules.engine import load_rules
+
+    town = generate(SynthSpec(persons=2500, seed=5, start=date(2021, 1, 1), end=date(2026, 10, 31)))
+    dates = evaluation_dates(town.extracts, 365, after=max(trained.training_as_of))[:12]
+    deployed = evaluate_deployed(town.extracts, dates, model=trained.model, model_version="m/candidate", ruleset=load_rules(),
+                                 table=load_routing_table(), oracle=town.oracle, n_boot=100)
+    uri = f"sqlite:///{tidlig_home / 'mlflow.db'}"
+    registry.connect(uri, tidlig_home / "mlartifacts")
+    store = Store.from_url(f"sqlite:///{tidlig_home / 'tidlig.db'}")
+    store.create_schema()
+
+    version = registry.log_and_register(trained, "d", engine=store.engine, deployed=deployed)
+
+    tags = mlflow.MlflowClient().get_model_version("d", version).tags
+    assert tags[registry.GATE_TAG] == deployed.gate.verdict
+    run = mlflow.get_run(mlflow.MlflowClient().get_model_version("d", version).run_id)
+    assert run.data.metrics["deployed.deployed.precision_at_capacity"] == pytest.approx(deployed.value("deployed")[0])
+    assert "deployed.diff.deployed_minus_points.precision" in run.data.metrics
+    plots = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/deployed_precision_at_k.png", "plots/deployed_calibration_top5.png", "plots/deployed_precision_per_team.png"} <= plots
+    card = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="model_card.md")).read_text()
+    assert "## The deployed list at capacity" in card and "## Fairness of the deployed list" in card
+    passed, findings = registry.gate_of("d", version)
+    assert passed == deployed.gate.passed and findings == ([] if passed else list(deployed.gate.failures)[: len(findings)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from audit.log import read
@@ -97,3 +98,29 @@ def test_admin_creates_a_user_and_the_creation_is_logged(app, web):
     event = [e for e in read(app.state.store.engine) if e.kind == "user.created"][-1]
     assert event.actor == "admin" and event.payload == {"username": "jonas.k", "role": "caseworker", "team": "familie-syd"}
     assert "et-langt-kodeord-42" not in str([e.payload for e in read(app.state.store.engine)])
+
+
+@pytest.mark.slow
+def test_models_page_shows_the_deployed_list_beside_the_points_rule_and_the_gate(app, web, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run() as run:
+        mlflow.log_metrics({"deployed.dates": 13, "deployed.deployed.precision_at_capacity": 0.213,
+                            "deployed.deployed.precision_at_capacity_low": 0.151, "deployed.deployed.precision_at_capacity_high": 0.277,
+                            "deployed.deployed.recall_at_capacity": 0.08, "deployed.points.precision_at_capacity": 0.174,
+                            "deployed.deployed.precision_at_capacity.familie-nord": 0.3})
+    client = MlflowClient(tracking_uri=uri)
+    client.create_registered_model("m")
+    version = client.create_model_version("m", source=str(tmp_path), run_id=run.info.run_id).version
+    client.set_model_version_tag("m", version, "fairness_gate", "not_enough_data")
+    app.state.mlflow_tracking_uri = uri
+
+    page = web.logged_in(app, "anna").get("/models").text
+
+    assert "Listen, teamene ser" in page and "13 datoer" in page
+    assert "Den udrullede liste" in page and "0,213" in page and "[0,151–0,277]" in page and "Pointreglen" in page
+    assert "for få data til at vurdere (blokerer godkendelse)" in page
+    assert "familie-nord" not in page  # per team in the card, not among the metrics
