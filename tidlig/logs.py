@@ -12,7 +12,7 @@ import os
 import sys
 from datetime import datetime, timezone
 
-from audit.events import redact_cpr
+from audit.cpr import redact_cpr
 
 # The top-level packages whose loggers are Tidlig's own (logging.getLogger(__name__) in each module).
 PACKAGES = ("tidlig", "sources", "validate", "link", "features", "models", "rules", "routing", "casework", "audit", "flows", "web")

@@ -24,7 +24,7 @@ def check(
     from tidlig import settings
     from tidlig.progress import progress
     from validate.context import gx_context, validation_run
-    from validate.contract import InvalidShareError, references_from, validate_extract
+    from validate.contract import references_from, validate_extract
 
     context = gx_context(settings.home())
     registered: dict[str, pl.Series] = {}
@@ -35,16 +35,13 @@ def check(
         for name, source in registry.items():
             step(f"Checking {name}")  # counts the source being checked: 1/15 while the first runs
             try:
-                validation = validate_extract(read_extract(folder, source), source, context=context,
+                validation = validate_extract(read_extract(folder, source), source, context=context, refuse=False,
                                               max_invalid_share=max_invalid_share, registered=registered, run=run)
-            except InvalidShareError as exc:
-                validation, problem = exc.validation, str(exc)
             except ExtractError as exc:
                 typer.secho(f"{name:22} BROKEN: {exc}", fg=typer.colors.RED)
                 broken.append(name)
                 continue
-            else:
-                problem = None
+            problem = validation.refused
             registered |= references_from(validation, registry)
             resolved = validation.rows_quarantined - validation.rows_broken
             typer.echo(f"{name:22} {validation.rows_in:>11,} {validation.rows_valid:>11,} {validation.rows_quarantined:>11,}  ({resolved:,})")

@@ -12,11 +12,13 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
+from audit.cpr import REDACTED, canonical_cpr
 from audit.events import AuditLogVerified, AuditLogViewed
 from audit.log import append, verify
 from casework.store import flags, quarantine, runs
 from web import queries
 from web.auth import Viewer, accounts, require
+from web.citizen import pseudonym_of
 from web.templating import render
 
 router = APIRouter()
@@ -37,6 +39,9 @@ def audit_log(
 ) -> Response:
     """The audit log newest first, with filters; looking at it is itself logged."""
     engine = request.app.state.store.engine
+    if canonical_cpr(person):
+        # Searched, logged and shown as the pseudonym: the log the search is written to cannot be edited.
+        person = pseudonym_of(request, person, {}) or REDACTED
     filters = dict(kind=kind.strip(), actor=actor.strip(), person=person.strip().lower(), since=since, until=until)
     with engine.begin() as conn:
         append(conn, AuditLogViewed({key: value for key, value in filters.items() if value}), actor=viewer.username)
