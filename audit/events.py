@@ -290,6 +290,15 @@ class RetentionApplied(Event):
     quarantine_rows_deleted: int  # quarantine entries in the casework store
 
 
+@dataclass(frozen=True)
+class StoredResultsDeleted(Event):
+    """Prefect's stored task and flow results from before the cutoff were deleted; a count, never their contents."""
+
+    kind: ClassVar[str] = "retention.results_deleted"
+    cutoff: date
+    files_deleted: int
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -317,5 +326,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CandidateRejected,
         FairnessGateOverridden,
         RetentionApplied,
+        StoredResultsDeleted,
     )
 }

@@ -68,7 +68,7 @@ def retention(
     extracts: Annotated[Optional[Path], typer.Option(help="Folder of extracts (default: the configured folder or database).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="Config file (default: the embedded defaults).")] = None,
 ) -> None:
-    """Delete extract rows and stored quarantine entries past each source's retention_days; prints and audits counts only."""
+    """Delete extract rows and stored quarantine entries past each source's retention_days, and Prefect's stored results; prints and audits counts only."""
     from datetime import date, datetime
     from zoneinfo import ZoneInfo
 
@@ -100,4 +100,8 @@ def retention(
     typer.echo(f"{'source':22} {'kept from':>10} {'rows deleted':>13} {'quarantine entries deleted':>27}")
     for item in done:
         typer.echo(f"{item.source:22} {item.cutoff.isoformat():>10} {item.rows_deleted:>13,} {item.quarantine_rows_deleted:>27,}")
-    typer.echo("Each source's counts are in the audit log (retention.applied).")
+    from flows.retention import forget_stored_results
+
+    results = forget_stored_results(store, day)
+    typer.echo(f"Prefect's stored results from before yesterday: {results:,} files deleted.")
+    typer.echo("Each source's counts are in the audit log (retention.applied), the results' count too (retention.results_deleted).")
