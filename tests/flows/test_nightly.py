@@ -271,7 +271,7 @@ def _auditor_pages(home: Path, search: str) -> dict[str, str]:
         form = client.get("/login").text
         token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
         client.post("/login", data={"username": "pii-auditor", "password": "korrekt-hest-batteri-staple", "csrf_token": token})
-        pages = {path: client.get(path).text for path in ("/audit?person=" + search, "/audit", "/quality")}
+        pages = {path: client.get(path, follow_redirects=True).text for path in ("/audit?person=" + search, "/audit", "/quality")}
     return pages
 
 
