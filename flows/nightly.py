@@ -37,7 +37,7 @@ from sources.pseudonym import load_key, pseudonymise
 from sources.readers import Extract, read_extract
 from sources.registry import Source, load_registry
 from sources.snapshot import snapshot
-from tidlig import settings
+from tidlig import logs, settings
 from validate.context import ValidationRun, data_docs_index, gx_context, validation_run
 from validate.contract import InvalidShareError, Validation, reference_order, references_from, validate_extract
 
@@ -302,6 +302,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
         params = params.model_copy(update={"as_of": today_in_copenhagen()})
     config = settings.load_config(params.config)
     home = settings.home()
+    logs.redact_prefect_logs()
     folder = params.extracts or settings.extracts_location(config)
     store = Store.from_url(settings.database_url())
     store.create_schema()

@@ -15,7 +15,7 @@ from casework.store import SYSTEM, Store
 from flows.nightly import _transient, today_in_copenhagen
 from sources.registry import Source, load_registry
 from sources.retention import Retained, cutoff_for, log_retained, prune_extract
-from tidlig import settings
+from tidlig import logs, settings
 
 
 class RetentionParams(BaseModel):
@@ -71,6 +71,7 @@ def forget_results(store: Store, today: date) -> int:
 def retention(params: RetentionParams) -> list[Retained]:
     """Apply every source's retention_days to its extract and its stored quarantine (one audit event per source); delete Prefect's stored results."""
     today = params.today or today_in_copenhagen()
+    logs.redact_prefect_logs()
     config = settings.load_config(params.config)
     location = params.extracts or settings.extracts_location(config)
     store = Store.from_url(settings.database_url())

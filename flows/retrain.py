@@ -20,7 +20,7 @@ from casework.store import Store
 from flows.nightly import SIDE_BY_SIDE, ingest, team_capacity, today_in_copenhagen
 from models import registry
 from models.train import TrainingResult, train
-from tidlig import settings
+from tidlig import logs, settings
 from validate.context import gx_context
 
 
@@ -106,6 +106,7 @@ def retrain(params: RetrainParams) -> RetrainSummary:
     as_of = params.as_of or today_in_copenhagen()
     config = settings.load_config(params.config)
     home = settings.home()
+    logs.redact_prefect_logs()
     store = Store.from_url(settings.database_url())
     store.create_schema()
     run_id = str(flow_run.id or f"local-retrain-{as_of}")

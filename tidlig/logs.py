@@ -54,6 +54,29 @@ class JsonFormatter(logging.Formatter):
                           ensure_ascii=False, default=str)
 
 
+class RedactCpr(logging.Filter):
+    """Blanks CPR numbers out of a record's message and traceback, for handlers Tidlig does not format (Prefect's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_cpr(record.getMessage()), None
+        if record.exc_info:
+            # Formatters use exc_text when it is set, instead of formatting the exception again.
+            record.exc_text = redact_cpr(record.exc_text or logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def redact_prefect_logs() -> None:
+    """Every handler of Prefect's loggers (its API's run logs, the console) writes through RedactCpr; safe to call twice.
+
+    A task's failure is logged by Prefect with the exception's message and traceback: an error
+    raised by a library may quote a value of the row it choked on.
+    """
+    names = [name for name in list(logging.root.manager.loggerDict) if name.startswith("prefect")]
+    for handler in {h for logger in (logging.getLogger(), *map(logging.getLogger, names)) for h in logger.handlers}:
+        if not any(isinstance(f, RedactCpr) for f in handler.filters):
+            handler.addFilter(RedactCpr())
+
+
 def configure(level: int | str = logging.INFO, fmt: str | None = None, stream=None) -> None:
     """Send Tidlig's own loggers to stderr (default), one structured line per event; safe to call twice."""
     fmt = fmt or os.environ.get(FORMAT_ENV, "kv")
