@@ -26,8 +26,6 @@ from sources.registry import Source
 _CPR_BYTES = re.compile(rb"(?<![0-9])([0-9]{6})(?:-|\xe2\x80[\x90-\x94]|\xc2\xa0| |/|\.)?([0-9]{4})(?![0-9])")
 _BASE64_RUN = re.compile(rb"[A-Za-z0-9+/=\r\n]{200,}")
 _SQLITE = b"SQLite format 3\x00"
-# Columns whose values are categories shared by many people (origin group, sex): not searchable.
-_FEW_DISTINCT = 20
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ class PersonalData:
                 values = {v for v in _texts(frame, column.name) if v}
                 if not column.personal:
                     plain.setdefault(name, set()).update(values)
-                elif len(values) > _FEW_DISTINCT:
+                elif not column.values:  # a category (origin group) is shared by many: not searchable
                     kind = "cpr" if column.person_id else column.name
                     by_kind.setdefault(kind, set()).update(v for v in values if len(v) >= 6)
         for kind, values in by_kind.items():
@@ -100,10 +98,8 @@ class PersonalData:
                 _merge(result.values, self.in_sqlite(path).values)
         return result
 
-    def in_tree(self, place: str, root: Path, *, skip: Iterable[Path] = ()) -> Found:
-        skipped = [Path(s) for s in skip]
-        return self.in_files(place, (p for p in sorted(Path(root).rglob("*"))
-                                     if not any(p == s or p.is_relative_to(s) for s in skipped)))
+    def in_tree(self, place: str, root: Path) -> Found:
+        return self.in_files(place, sorted(Path(root).rglob("*")))
 
     def in_sqlite(self, path: Path, place: str | None = None, tables: Iterable[str] | None = None) -> Found:
         """Every cell of the database's tables (or of the tables named), text and blobs."""
