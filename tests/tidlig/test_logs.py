@@ -42,8 +42,11 @@ def test_prefect_run_logs_of_a_failed_task_blank_out_cpr_numbers(prefect_api):
         redact_prefect_logs()
         choke()
 
+    from prefect.logging.handlers import APILogWorker
+
     state = failing(return_state=True)
     assert state.is_failed()
+    APILogWorker.drain_all(timeout=10)  # run logs reach the API in batches
     with get_client(sync_client=True) as client:
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
     text = "\n".join(entry.message for entry in logs)
