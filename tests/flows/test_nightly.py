@@ -232,9 +232,9 @@ def refused_run(tmp_path_factory, prefect_api):
         population = pl.read_parquet(folder / "population.parquet")
         future = pl.when(pl.int_range(pl.len()) % 2 == 0).then(date(2031, 1, 1)).otherwise(pl.col("birth_date"))
         population.with_columns(birth_date=future).write_parquet(folder / "population.parquet")
-        with pytest.raises(Exception, match="population") as refused:
-            nightly(NightlyParams(as_of=AS_OF, extracts=folder))
-        yield home, town, refused.value
+        state = nightly(NightlyParams(as_of=AS_OF, extracts=folder), return_state=True)
+        # What the run ends with (the refusal's exception, or a result): what Prefect would store.
+        yield home, town, state.state_details.flow_run_id, state.result(raise_on_failure=False)
 
 
 def test_a_refused_extract_leaves_no_personal_data_anywhere_and_only_private_files(refused_run):
@@ -243,10 +243,11 @@ def test_a_refused_extract_leaves_no_personal_data_anywhere_and_only_private_fil
 
     from prefect.settings import get_current_settings
 
-    home, town, refused = refused_run
+    home, town, run_id, outcome = refused_run
+    assert _store(home).list_quarantine(str(run_id), source="population"), "the refused extract's quarantine is kept"
     data = PersonalData(town.extracts, load_registry())
     found = scan_everywhere(data, home, logs=[home.parent / "tidlig.log"], pages=_auditor_pages(home, search=_cpr_typed(town)))
-    found.append(Found("the exception raised", data.in_bytes(pickle.dumps(refused))))
+    found.append(Found("the run's outcome (the refusal)", data.in_bytes(pickle.dumps(outcome))))
     assert not any(f.count() for f in found), "personal data found: " + "; ".join(f.summary() for f in found)
     storage = Path(get_current_settings().results.local_storage_path).expanduser()
     assert readable_by_others(home) == []
