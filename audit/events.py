@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, ClassVar
 
-# DDMMYY-SSSS with or without the dash, standing alone: digits inside a longer word (a hex
-# pseudonym such as 3850e9a1550504321f) are not a CPR number.
-CPR_PATTERN = re.compile(r"(?<![0-9A-Za-z])(?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2}-?\d{4}(?![0-9A-Za-z])")
-
-
-def looks_like_cpr(text: str) -> bool:
-    """True when the text holds something shaped like a Danish CPR number."""
-    return bool(CPR_PATTERN.search(text))
-
-
-def redact_cpr(text: str) -> str:
-    """The text with every CPR-shaped number replaced by a marker."""
-    return CPR_PATTERN.sub("[CPR fjernet]", text)
+from audit.cpr import looks_like_cpr, redact_cpr
 
 
 def jsonable(value: Any) -> Any:
@@ -49,13 +36,21 @@ def jsonable(value: Any) -> Any:
     raise TypeError(f"cannot record a {type(value).__name__} in JSON; convert it to str, int or float")
 
 
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_cpr(value)
+    if isinstance(value, dict):
+        return {redact_cpr(key): _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value
+
+
 @dataclass(frozen=True)
 class Event:
     """Base of all audit events: a kind and a JSON-able payload."""
 
     kind: ClassVar[str]
-    # Fields typed by people or copied from exceptions: CPR-shaped numbers are blanked out of them.
-    free_text: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         person = getattr(self, "person", None)
@@ -63,12 +58,13 @@ class Event:
             raise ValueError(f"{type(self).__name__}.person looks like a CPR number; pass the pseudonym")
 
     def payload(self) -> dict[str, Any]:
-        """The event's fields as a JSON-able dict (without the kind)."""
+        """The event's fields as a JSON-able dict (without the kind); CPR numbers blanked out of every text.
+
+        Not only the fields people type: a search filter, an error copied from an exception or a
+        reference may hold one, and the log cannot be edited afterwards.
+        """
         fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
-        for name in self.free_text:
-            if isinstance(fields[name], str):
-                fields[name] = redact_cpr(fields[name])
-        return jsonable(fields)
+        return _redacted(jsonable(fields))
 
 
 @dataclass(frozen=True)
@@ -91,7 +87,6 @@ class RunFinished(Event):
 @dataclass(frozen=True)
 class RunFailed(Event):
     kind: ClassVar[str] = "run.failed"
-    free_text: ClassVar[tuple[str, ...]] = ("error",)
     run_id: str
     as_of: date
     stage: str
@@ -119,7 +114,6 @@ class ModelRegistered(Event):
 @dataclass(frozen=True)
 class ModelPromoted(Event):
     kind: ClassVar[str] = "model.promoted"
-    free_text: ClassVar[tuple[str, ...]] = ("reason",)
     name: str
     version: str
     alias: str
@@ -141,7 +135,6 @@ class FlagCreated(Event):
 @dataclass(frozen=True)
 class FlagViewed(Event):
     kind: ClassVar[str] = "flag.viewed"
-    free_text: ClassVar[tuple[str, ...]] = ("purpose",)
     flag_id: int
     person: str
     purpose: str
@@ -150,7 +143,6 @@ class FlagViewed(Event):
 @dataclass(frozen=True)
 class FlagDecided(Event):
     kind: ClassVar[str] = "flag.decided"
-    free_text: ClassVar[tuple[str, ...]] = ("reason",)
     flag_id: int
     person: str
     decision: str
@@ -211,7 +203,6 @@ class AuditLogVerified(Event):
 @dataclass(frozen=True)
 class AccessRequestExported(Event):
     kind: ClassVar[str] = "citizen.access_exported"
-    free_text: ClassVar[tuple[str, ...]] = ("reference",)
     person: str
     format: str  # "html" or "json"
     reference: str  # the request's journal number, so the export can be matched to the letter
@@ -257,7 +248,6 @@ class CandidateRejected(Event):
     """A person looked at a retrained candidate and chose not to promote it."""
 
     kind: ClassVar[str] = "model.candidate_rejected"
-    free_text: ClassVar[tuple[str, ...]] = ("reason",)
     name: str
     version: str
     by: str
@@ -269,7 +259,6 @@ class ModelPromotionRefused(Event):
     """A promotion the fairness gate refused, and who asked for it."""
 
     kind: ClassVar[str] = "model.promotion_refused"
-    free_text: ClassVar[tuple[str, ...]] = ("reason",)
     name: str
     version: str
     alias: str
@@ -283,7 +272,6 @@ class FairnessGateOverridden(Event):
     """A person promoted a model despite its fairness findings; written with the promotion itself."""
 
     kind: ClassVar[str] = "model.gate_overridden"
-    free_text: ClassVar[tuple[str, ...]] = ("reason",)
     name: str
     version: str
     by: str
@@ -300,6 +288,15 @@ class RetentionApplied(Event):
     cutoff: date  # rows with an event date before it, and quarantine entries of runs before it, were deleted
     rows_deleted: int  # extract rows (files or tables)
     quarantine_rows_deleted: int  # quarantine entries in the casework store
+
+
+@dataclass(frozen=True)
+class StoredResultsDeleted(Event):
+    """Prefect's stored task and flow results from before the cutoff were deleted; a count, never their contents."""
+
+    kind: ClassVar[str] = "retention.results_deleted"
+    cutoff: date
+    files_deleted: int
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -329,5 +326,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CandidateRejected,
         FairnessGateOverridden,
         RetentionApplied,
+        StoredResultsDeleted,
     )
 }

@@ -34,7 +34,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from audit.events import Event, looks_like_cpr
+from audit.cpr import looks_like_cpr
+from audit.events import Event
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from sqlalchemy.engine import Engine
 
 from audit import log as audit_log
 from casework.store import metadata as store_metadata
-from audit.events import CapacityChanged, NoteAdded, UserCreated, UserStatusChanged, looks_like_cpr
+from audit.cpr import looks_like_cpr
+from audit.events import CapacityChanged, NoteAdded, UserCreated, UserStatusChanged
 
 ROLES = ("caseworker", "teamlead", "auditor", "admin")
 TEAM_ROLES = ("caseworker", "teamlead")

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from audit import log as audit_log
+from audit.cpr import looks_like_cpr, redact_cpr
 from audit.events import (
     FlagCreated,
     FlagDecided,
@@ -28,7 +29,6 @@ from audit.events import (
     RunStarted,
     SourceValidated,
     jsonable,
-    redact_cpr,
 )
 from casework.decisions import DECISIONS, LOCAL_ZONE, Conflict, DecisionConflict, DecisionRefused, problems, stored_reason
 from routing.flags import FlagDraft, Reason, Suppression
@@ -683,7 +683,8 @@ def _quarantine_entry(row: Mapping[str, Any]) -> dict[str, Any]:
     entry = {key: row.get(key) for key in QUARANTINE_KEYS}
     entry["row_number"] = int(entry["row_number"])
     entry["value"] = None if entry["value"] is None else str(entry["value"])
-    return entry
+    # Validation leaves personal columns' values out; a CPR number typed into another column is caught here.
+    return {key: redact_cpr(value) if isinstance(value, str) else value for key, value in entry.items()}
 
 
 def _flag_values(draft: FlagDraft, run_id: str, evidence: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 from datetime import date, datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,7 +38,7 @@ from sources.pseudonym import load_key, pseudonymise
 from sources.readers import Extract, read_extract
 from sources.registry import Source, load_registry
 from sources.snapshot import snapshot
-from tidlig import settings
+from tidlig import logs, settings
 from validate.context import ValidationRun, data_docs_index, gx_context, validation_run
 from validate.contract import InvalidShareError, Validation, reference_order, references_from, validate_extract
 
@@ -72,8 +71,11 @@ def _crash_point(task, task_run, state) -> None:
 # Registers read and validated at once within a run: two cores; measured at 650,000 persons, ingest
 # took 25.7 s one by one and 21.7 s two at a time (polars already spreads each over both cores).
 SIDE_BY_SIDE = 2
-stage = task(cache_policy=NONE, on_completion=[_crash_point])
-io_stage = task(cache_policy=NONE, retries=2, retry_delay_seconds=5, retry_condition_fn=_transient, on_completion=[_crash_point])
+# Task results and failures hold register rows before pseudonymisation: Prefect keeps them in
+# memory only, never in its result storage.
+stage = task(cache_policy=NONE, persist_result=False, on_completion=[_crash_point])
+io_stage = task(cache_policy=NONE, persist_result=False, retries=2, retry_delay_seconds=5, retry_condition_fn=_transient,
+                on_completion=[_crash_point])
 
 
 class NightlyParams(BaseModel):
@@ -110,9 +112,15 @@ def read_source(folder: Path | str, source: Source) -> Extract:
 @stage
 def validate_source(
     extract: Extract, source: Source, context: Any, max_invalid_share: float, run: ValidationRun, registered: dict[str, pl.Series],
+    store: Store, run_id: str,
 ) -> Validation:
-    """Check one extract against its data contract; bad rows go to quarantine with the reason."""
-    return validate_extract(extract, source, context=context, max_invalid_share=max_invalid_share, run=run, registered=registered)
+    """Check one extract against its data contract; bad rows go to quarantine with the reason, kept also when it is refused."""
+    validation = validate_extract(extract, source, context=context, max_invalid_share=max_invalid_share, run=run,
+                                  registered=registered, refuse=False)
+    if validation.refused:
+        record_validation(store, run_id, validation)
+        raise InvalidShareError(validation.refused)  # the message only: Prefect stores a failed task's exception
+    return validation
 
 
 @io_stage
@@ -258,34 +266,26 @@ def ingest(store: Store, run_id: str, folder: Path | str, context: Any, max_inva
             sources[source.name] = pseudonymise_source(validation, source, key)
 
         def checked(source: Source) -> Validation:
-            return validate_source(read_source(folder, source), source, context, max_invalid_share, run, registered)
+            return validate_source(read_source(folder, source), source, context, max_invalid_share, run, registered, store, run_id)
 
         # The sources others look values up in come first, one by one.
         for source in referenced:
-            validation = _refused_kept(store, run_id, partial(checked, source))
+            validation = checked(source)
             registered |= references_from(validation, registry)
             accept(source, validation)
         # The rest only read those values, so within a flow run they are read and validated side by side;
         # called as a plain function (benchmarks, tools) they go one after another.
         if FlowRunContext.get() is not None:
             results = [
-                validate_source.submit(read_source.submit(folder, source), source, context, max_invalid_share, run, registered).result
+                validate_source.submit(read_source.submit(folder, source), source, context, max_invalid_share, run, registered,
+                                       store, run_id).result
                 for source in independent
             ]
         else:
             results = [partial(checked, source) for source in independent]
         for source, result in zip(independent, results):
-            accept(source, _refused_kept(store, run_id, result))
+            accept(source, result())
     return sources, quarantined
-
-
-def _refused_kept(store: Store, run_id: str, validated: Callable[[], Validation]) -> Validation:
-    """The validation; when the extract is refused as a whole, its quarantined rows are kept for the steward first."""
-    try:
-        return validated()
-    except InvalidShareError as refused:
-        record_validation(store, run_id, refused.validation)
-        raise
 
 
 def today_in_copenhagen() -> date:
@@ -293,7 +293,7 @@ def today_in_copenhagen() -> date:
     return datetime.now(ZoneInfo("Europe/Copenhagen")).date()
 
 
-@flow(name="nightly", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=SIDE_BY_SIDE))
+@flow(name="nightly", log_prints=True, persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=SIDE_BY_SIDE))
 def nightly(params: NightlyParams) -> NightlySummary:
     """Score everyone known on the as-of date and route early-intervention flags to caseworkers."""
     from prefect.runtime import flow_run
@@ -302,6 +302,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
         params = params.model_copy(update={"as_of": today_in_copenhagen()})
     config = settings.load_config(params.config)
     home = settings.home()
+    logs.redact_prefect_logs()
     folder = params.extracts or settings.extracts_location(config)
     store = Store.from_url(settings.database_url())
     store.create_schema()

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from casework.store import Store
 from flows.nightly import SIDE_BY_SIDE, ingest, today_in_copenhagen
-from tidlig import settings
+from tidlig import logs, settings
 from validate.context import data_docs_index, gx_context
 
 
@@ -43,6 +43,7 @@ def data_quality(params: QualityParams) -> QualityReport:
     as_of = today_in_copenhagen()
     config = settings.load_config(params.config)
     home = settings.home()
+    logs.redact_prefect_logs()
     store = Store.from_url(settings.database_url())
     store.create_schema()
     run_id = str(flow_run.id or f"local-quality-{as_of}")

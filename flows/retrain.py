@@ -23,7 +23,7 @@ from models import registry
 from models.train import TrainingResult, train
 from routing.deployed import DeployedEvaluation, evaluate_deployed, evaluation_dates
 from rules.engine import load_rules
-from tidlig import settings
+from tidlig import logs, settings
 from validate.context import gx_context
 
 
@@ -122,6 +122,7 @@ def retrain(params: RetrainParams) -> RetrainSummary:
     as_of = params.as_of or today_in_copenhagen()
     config = settings.load_config(params.config)
     home = settings.home()
+    logs.redact_prefect_logs()
     store = Store.from_url(settings.database_url())
     store.create_schema()
     run_id = str(flow_run.id or f"local-retrain-{as_of}")

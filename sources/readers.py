@@ -10,6 +10,7 @@ from pathlib import Path, PurePath, PurePosixPath
 
 import polars as pl
 
+from audit.cpr import redact_cpr
 from sources.registry import Source
 
 ROW_NUMBER = "row_number"
@@ -19,7 +20,14 @@ DATABASE_SCHEMES = ("postgresql+psycopg://",)
 
 
 class ExtractError(ValueError):
-    """A whole extract is unusable; the message names the file, the column if any, and what to do."""
+    """A whole extract is unusable; the message names the file, the column if any, and what to do.
+
+    A CPR number quoted from the data (a line that cannot be parsed) is blanked out: the message
+    reaches logs, the audit log and Prefect's run states.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(redact_cpr(message))
 
 
 @dataclass(frozen=True)

@@ -103,9 +103,11 @@ def _logging() -> None:
     """Tidlig's own loggers write structured lines to stderr (TIDLIG_LOG_LEVEL, TIDLIG_LOG_FORMAT=kv|json)."""
     import os
 
-    from tidlig import logs
+    from tidlig import logs, settings
 
     logs.configure(os.environ.get("TIDLIG_LOG_LEVEL", "WARNING").upper())
+    # Before anything is written, also by Prefect's temporary server, which inherits the umask.
+    settings.home()
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="Config file (default: the embedded defaults).")]
 ByOption = Annotated[str, typer.Option("--by", help="Your name, recorded in the audit log.")]

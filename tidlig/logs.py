@@ -12,7 +12,7 @@ import os
 import sys
 from datetime import datetime, timezone
 
-from audit.events import redact_cpr
+from audit.cpr import redact_cpr
 
 # The top-level packages whose loggers are Tidlig's own (logging.getLogger(__name__) in each module).
 PACKAGES = ("tidlig", "sources", "validate", "link", "features", "models", "rules", "routing", "casework", "audit", "flows", "web")
@@ -52,6 +52,29 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps({k: redact_cpr(v) if isinstance(v, str) else v for k, v in _fields(record).items()},
                           ensure_ascii=False, default=str)
+
+
+class RedactCpr(logging.Filter):
+    """Blanks CPR numbers out of a record's message and traceback, for handlers Tidlig does not format (Prefect's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_cpr(record.getMessage()), None
+        if record.exc_info:
+            # Formatters use exc_text when it is set, instead of formatting the exception again.
+            record.exc_text = redact_cpr(record.exc_text or logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def redact_prefect_logs() -> None:
+    """Every handler of Prefect's loggers (its API's run logs, the console) writes through RedactCpr; safe to call twice.
+
+    A task's failure is logged by Prefect with the exception's message and traceback: an error
+    raised by a library may quote a value of the row it choked on.
+    """
+    names = [name for name in list(logging.root.manager.loggerDict) if name.startswith("prefect")]
+    for handler in {h for logger in (logging.getLogger(), *map(logging.getLogger, names)) for h in logger.handlers}:
+        if not any(isinstance(f, RedactCpr) for f in handler.filters):
+            handler.addFilter(RedactCpr())
 
 
 def configure(level: int | str = logging.INFO, fmt: str | None = None, stream=None) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import stat
 from datetime import date
 from pathlib import Path
 
@@ -109,8 +111,25 @@ def load_config(path: Path | None = None) -> Config:
 
 
 def home() -> Path:
-    """Folder for extracts, the SQLite store, MLflow and Data Docs (TIDLIG_HOME, default ./.tidlig)."""
-    return Path(os.environ.get("TIDLIG_HOME", ".tidlig")).resolve()
+    """Folder for extracts, the SQLite store, MLflow and Data Docs (TIDLIG_HOME, default ./.tidlig); private to the service user."""
+    folder = Path(os.environ.get("TIDLIG_HOME", ".tidlig")).resolve()
+    _make_private(folder, Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser().resolve())
+    return folder
+
+
+@functools.cache
+def _make_private(*folders: Path) -> None:
+    """From now on files this process writes are readable by the service user only, and so is what
+    these folders already hold (Tidlig's home: extracts, store, MLflow, Data Docs; Prefect's: its
+    database and stored results). Once per process: they hold personal data and copies of it."""
+    os.umask(0o077)
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in (folder, *folder.rglob("*")):
+            mode = path.lstat().st_mode
+            if not stat.S_ISLNK(mode) and mode & 0o077:
+                path.chmod(stat.S_IMODE(mode) & 0o700)
 
 
 def database_url() -> str:

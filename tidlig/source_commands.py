@@ -24,7 +24,7 @@ def check(
     from tidlig import settings
     from tidlig.progress import progress
     from validate.context import gx_context, validation_run
-    from validate.contract import InvalidShareError, references_from, validate_extract
+    from validate.contract import references_from, validate_extract
 
     context = gx_context(settings.home())
     registered: dict[str, pl.Series] = {}
@@ -35,16 +35,13 @@ def check(
         for name, source in registry.items():
             step(f"Checking {name}")  # counts the source being checked: 1/15 while the first runs
             try:
-                validation = validate_extract(read_extract(folder, source), source, context=context,
+                validation = validate_extract(read_extract(folder, source), source, context=context, refuse=False,
                                               max_invalid_share=max_invalid_share, registered=registered, run=run)
-            except InvalidShareError as exc:
-                validation, problem = exc.validation, str(exc)
             except ExtractError as exc:
                 typer.secho(f"{name:22} BROKEN: {exc}", fg=typer.colors.RED)
                 broken.append(name)
                 continue
-            else:
-                problem = None
+            problem = validation.refused
             registered |= references_from(validation, registry)
             resolved = validation.rows_quarantined - validation.rows_broken
             typer.echo(f"{name:22} {validation.rows_in:>11,} {validation.rows_valid:>11,} {validation.rows_quarantined:>11,}  ({resolved:,})")
@@ -71,7 +68,7 @@ def retention(
     extracts: Annotated[Optional[Path], typer.Option(help="Folder of extracts (default: the configured folder or database).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="Config file (default: the embedded defaults).")] = None,
 ) -> None:
-    """Delete extract rows and stored quarantine entries past each source's retention_days; prints and audits counts only."""
+    """Delete extract rows and stored quarantine entries past each source's retention_days, and Prefect's stored results; prints and audits counts only."""
     from datetime import date, datetime
     from zoneinfo import ZoneInfo
 
@@ -103,4 +100,8 @@ def retention(
     typer.echo(f"{'source':22} {'kept from':>10} {'rows deleted':>13} {'quarantine entries deleted':>27}")
     for item in done:
         typer.echo(f"{item.source:22} {item.cutoff.isoformat():>10} {item.rows_deleted:>13,} {item.quarantine_rows_deleted:>27,}")
-    typer.echo("Each source's counts are in the audit log (retention.applied).")
+    from flows.retention import forget_stored_results
+
+    results = forget_stored_results(store, day)
+    typer.echo(f"Prefect's stored results from before yesterday: {results:,} files deleted.")
+    typer.echo("Each source's counts are in the audit log (retention.applied), the results' count too (retention.results_deleted).")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -35,14 +35,13 @@ class Validation:
     rows_quarantined: int
     # Quarantined rows that failed a rule, as opposed to copies and superseded versions (resolved).
     rows_broken: int = 0
+    # Why the extract is refused as a whole (too many broken rows); None when it is accepted.
+    refused: str | None = None
 
 
 class InvalidShareError(ExtractError):
-    """Too many rows failed; carries the Validation so its quarantine can still be kept."""
-
-    def __init__(self, message: str, validation: Validation):
-        super().__init__(message)
-        self.validation = validation
+    """Too many rows failed. Carries the message only: exceptions end up in tracebacks and in
+    Prefect's stored results, so the rows stay with the Validation (validate_extract(refuse=False))."""
 
 
 def validate_extract(
@@ -54,8 +53,12 @@ def validate_extract(
     today: date | None = None,
     registered: dict[str, pl.Series] | None = None,
     run: ValidationRun | None = None,
+    refuse: bool = True,
 ) -> Validation:
     """Run the source's checkpoint on the extract; split its rows into typed valid rows and quarantine.
+
+    An extract with more than max_invalid_share broken rows raises InvalidShareError; with
+    refuse=False it is returned with `refused` set, so the caller can keep its quarantine first.
 
     registered maps "source.column" to the values a referencing column must be among (e.g. the
     population's person ids); without it the reference rule has nothing to check. Within a run
@@ -110,7 +113,9 @@ def validate_extract(
              validation.rows_valid, validation.rows_quarantined, broken)
     share = broken / validation.rows_in
     if share > max_invalid_share:
-        raise InvalidShareError(_too_many_message(extract, source, validation, share, max_invalid_share), validation)
+        validation = replace(validation, refused=_too_many_message(extract, source, validation, share, max_invalid_share))
+        if refuse:
+            raise InvalidShareError(validation.refused)
     return validation
 
 

@@ -7,16 +7,19 @@ import json
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
+from audit.cpr import REDACTED, canonical_cpr
 from audit.events import AuditLogVerified, AuditLogViewed
 from audit.log import append, verify
 from casework.store import flags, quarantine, runs
 from web import queries
 from web.auth import Viewer, accounts, require
+from web.citizen import pseudonym_of
 from web.templating import render
 
 router = APIRouter()
@@ -37,6 +40,11 @@ def audit_log(
 ) -> Response:
     """The audit log newest first, with filters; looking at it is itself logged."""
     engine = request.app.state.store.engine
+    if canonical_cpr(person):
+        # Searched, logged and shown as the pseudonym (the log the search is written to cannot be
+        # edited); the address bar, history and the page's links no longer hold the number either.
+        query = {**request.query_params, "person": pseudonym_of(request, person, {}) or REDACTED}
+        return RedirectResponse(f"/audit?{urlencode(query)}", status_code=303)
     filters = dict(kind=kind.strip(), actor=actor.strip(), person=person.strip().lower(), since=since, until=until)
     with engine.begin() as conn:
         append(conn, AuditLogViewed({key: value for key, value in filters.items() if value}), actor=viewer.username)

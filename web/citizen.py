@@ -18,7 +18,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from audit.events import CPR_PATTERN, AccessRequestExported, jsonable
+from audit.cpr import canonical_cpr
+from audit.events import AccessRequestExported, jsonable
 from audit.log import append
 from casework.store import DECISIONS, Store
 from web import queries
@@ -46,7 +47,7 @@ async def access_export(request: Request, viewer: Viewer = Depends(require_form(
     reference = str(form.get("reference", "")).strip()[:100]
     output = "json" if form.get("format") == "json" else "html"
     errors: dict[str, str] = {}
-    person = _pseudonym_of(request, typed, errors)
+    person = pseudonym_of(request, typed, errors)
     if not reference:
         errors["reference"] = "access.need_reference"
     if errors:
@@ -130,11 +131,12 @@ def _flags_by_ids(store: Store, flag_ids: list[int]) -> list[Any]:
     return [_flag(row, decided.get(row.id, ())) for row in rows]
 
 
-def _pseudonym_of(request: Request, typed: str, errors: dict[str, str]) -> str:
-    lowered = typed.lower()
+def pseudonym_of(request: Request, typed: str, errors: dict[str, str]) -> str:
+    """The person's pseudonym from a typed pseudonym or CPR number (any spelling); errors["person"] says why not."""
+    lowered = typed.strip().lower()
     if PSEUDONYM.match(lowered):
         return lowered
-    if CPR_PATTERN.fullmatch(typed):
+    if cpr := canonical_cpr(typed):
         key = _pseudonym_key(request)
         if key is None:
             errors["person"] = "access.no_key"
@@ -142,7 +144,6 @@ def _pseudonym_of(request: Request, typed: str, errors: dict[str, str]) -> str:
         from sources.pseudonym import pseudonym
 
         # The registers hold CPR numbers with the dash; pseudonyms were made from that spelling.
-        cpr = typed if "-" in typed else f"{typed[:6]}-{typed[6:]}"
         return pseudonym(key, cpr)
     errors["person"] = "access.bad_person"
     return ""

@@ -8,15 +8,16 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from audit.cpr import looks_like_cpr
 from audit.events import (
     EVENT_TYPES,
+    AuditLogViewed,
     FlagCreated,
     FlagDecided,
     FlagViewed,
     ModelRegistered,
     RunFailed,
     jsonable,
-    looks_like_cpr,
 )
 
 
@@ -63,6 +64,13 @@ def test_cpr_numbers_are_blanked_out_of_free_text():
     event = RunFailed("run-1", date(2026, 1, 1), "validate", "bad key 311299-4321 in row 7")
 
     assert event.payload()["error"] == "bad key [CPR fjernet] in row 7"
+
+
+def test_cpr_numbers_are_blanked_out_of_every_text_an_event_holds():
+    """Also search filters and texts nested in dicts: what was typed must not reach a log that cannot be edited."""
+    event = AuditLogViewed({"person": "040313 1001", "actor": "040313\u20131001"})
+
+    assert event.payload() == {"filters": {"person": "[CPR fjernet]", "actor": "[CPR fjernet]"}}
 
 
 @pytest.mark.parametrize(

@@ -126,6 +126,15 @@ def test_source_check_stores_accounting_and_quarantine(store, run):
     assert read(store.engine, kind="source.validated")[0].payload["rows_quarantined"] == 2
 
 
+def test_cpr_numbers_are_blanked_out_of_quarantine_entries(store, run):
+    row = dict(file="noter.csv", row_number=3, column="note", expectation="in_set",
+               reason="note 'ring 040313 1001' is not one of A, B", value="ring 040313\u20131001")
+    store.record_source_check(run, "noter", 5, 4, 1, quarantine_rows=[row])
+
+    [kept] = store.list_quarantine(run)
+    assert (kept.reason, kept.value) == ("note 'ring [CPR fjernet]' is not one of A, B", "ring [CPR fjernet]")
+
+
 def test_quarantine_rows_must_match_the_count_and_shape(store, run):
     row = {"file": "f.csv", "row_number": 1, "column": "x", "expectation": "e", "reason": "r"}
     with pytest.raises(ValueError, match="2 rows counted as quarantined, but quarantine_rows name 1"):

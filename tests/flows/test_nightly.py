@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -15,6 +18,7 @@ from casework.accounts import Accounts
 from casework.store import Store
 from sources.registry import load_registry
 from sources.synth import SynthSpec, generate
+from tests.personal_data import Found, PersonalData, readable_by_others, scan_everywhere
 from tidlig.cli import app
 from tidlig.settings import load_config
 from validate.contract import reference_order
@@ -29,22 +33,39 @@ def nightly_run(tmp_path_factory, prefect_api):
     """Run the flow once on 2,500 synthetic residents, then again for the same date."""
     from flows.nightly import NightlyParams, nightly
 
-    home = tmp_path_factory.mktemp("home")
+    home = tmp_path_factory.mktemp("nightly") / "home"
+    with _tidlig_home(home):
+        config = load_config()
+        town = generate(SynthSpec(persons=2500, seed=11, start=config.synth.start, end=config.synth.end))
+        folder = town.write(home)
+        first = nightly(NightlyParams(as_of=AS_OF, extracts=folder))
+        second = nightly(NightlyParams(as_of=AS_OF, extracts=folder))
+        yield home, first, second, town
+
+
+@contextmanager
+def _tidlig_home(home: Path):
+    """TIDLIG_HOME set to home for the block; Tidlig's own log lines go to tidlig.log beside it."""
+    from tidlig.logs import PACKAGES, configure
+
     saved = {k: os.environ.get(k) for k in ("TIDLIG_HOME", "TIDLIG_DATABASE_URL", "MLFLOW_TRACKING_URI")}
     os.environ["TIDLIG_HOME"] = str(home)
     os.environ.pop("TIDLIG_DATABASE_URL", None)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    config = load_config()
-    town = generate(SynthSpec(persons=2500, seed=11, start=config.synth.start, end=config.synth.end))
-    folder = town.write(home)
-    first = nightly(NightlyParams(as_of=AS_OF, extracts=folder))
-    second = nightly(NightlyParams(as_of=AS_OF, extracts=folder))
-    yield home, first, second, town
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with (home.parent / "tidlig.log").open("a", encoding="utf-8") as log:
+        configure(stream=log)
+        try:
+            yield
+        finally:
+            for package in PACKAGES:
+                logger = logging.getLogger(package)
+                logger.handlers = [h for h in logger.handlers if h.get_name() != "tidlig-structured"]
+                logger.propagate = True
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def _store(home) -> Store:
@@ -176,14 +197,16 @@ def test_a_broken_extract_stops_the_run_with_a_clear_message_and_keeps_its_quara
 
 
 def test_no_personal_data_in_flow_logs_mlflow_runs_or_data_docs(nightly_run):
-    """CPR numbers and pseudonyms stay in the extracts and the casework store, nowhere else."""
-    import polars as pl
+    """CPR numbers, birth dates and addresses stay in the extracts; pseudonyms in the casework store."""
+    import mlflow
     from prefect.client.orchestration import get_client
 
     home, _, _, town = nightly_run
-    cprs = set(town.extracts["population"]["person_id"])
-    pseudonyms = {f.person for f in _store(home).list_flags()}
+    found = scan_everywhere(PersonalData(town.extracts, load_registry()), home, logs=[home.parent / "tidlig.log"],
+                            pages=_auditor_pages(home, search=_cpr_typed(town)))
+    assert not any(f.count() for f in found), "personal data found: " + "; ".join(f.summary() for f in found)
 
+    pseudonyms = {f.person for f in _store(home).list_flags()}
     texts: list[str] = []
     with get_client(sync_client=True) as client:
         offset = 0
@@ -191,23 +214,71 @@ def test_no_personal_data_in_flow_logs_mlflow_runs_or_data_docs(nightly_run):
             texts.extend(log.message for log in batch)
             offset += len(batch)
     assert texts, "expected the flow runs to have logged something"
-    for folder in (home / "mlartifacts", home / "gx"):
-        for path in folder.rglob("*"):
-            if path.is_file() and path.suffix in {".json", ".yaml", ".yml", ".txt", ".html", ".md", ""}:
-                texts.append(path.read_text(encoding="utf-8", errors="ignore"))
-    import mlflow
-
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert runs
-    for run in runs:
-        texts.append(repr(run.data.params) + repr(run.data.tags))
+    texts.extend(repr(run.data.params) + repr(run.data.tags) for run in runs)
+    leaked_pseudonyms = {p for p in pseudonyms if p in "\n".join(texts)}
+    assert not leaked_pseudonyms, f"{len(leaked_pseudonyms)} pseudonyms found in logs or MLflow runs"
 
-    blob = "\n".join(texts)
-    leaked_cprs = {c for c in cprs if c in blob}
-    leaked_pseudonyms = {p for p in pseudonyms if p in blob}
-    assert not leaked_cprs, f"{len(leaked_cprs)} CPR numbers found in logs or artifacts"
-    assert not leaked_pseudonyms, f"{len(leaked_pseudonyms)} pseudonyms found in logs or artifacts"
+
+@pytest.fixture(scope="module")
+def refused_run(tmp_path_factory, prefect_api):
+    """A run whose population extract is refused as a whole (half its birth dates in the future)."""
+    import polars as pl
+
+    from flows.nightly import NightlyParams, nightly
+
+    home = tmp_path_factory.mktemp("refused") / "home"
+    with _tidlig_home(home):
+        config = load_config()
+        town = generate(SynthSpec(persons=400, seed=5, start=config.synth.start, end=config.synth.end))
+        folder = town.write(home)
+        population = pl.read_parquet(folder / "population.parquet")
+        future = pl.when(pl.int_range(pl.len()) % 2 == 0).then(date(2031, 1, 1)).otherwise(pl.col("birth_date"))
+        population.with_columns(birth_date=future).write_parquet(folder / "population.parquet")
+        state = nightly(NightlyParams(as_of=AS_OF, extracts=folder), return_state=True)
+        # What the run ends with (the refusal's exception, or a result): what Prefect would store.
+        yield home, town, state.state_details.flow_run_id, state.result(raise_on_failure=False)
+
+
+def test_a_refused_extract_leaves_no_personal_data_anywhere_and_only_private_files(refused_run):
+    """The refused run's exception, Prefect's stored results and database, logs, store and pages hold none of its rows."""
+    import pickle
+
+    from prefect.settings import get_current_settings
+
+    home, town, run_id, outcome = refused_run
+    assert _store(home).list_quarantine(str(run_id), source="population"), "the refused extract's quarantine is kept"
+    data = PersonalData(town.extracts, load_registry())
+    found = scan_everywhere(data, home, logs=[home.parent / "tidlig.log"], pages=_auditor_pages(home, search=_cpr_typed(town)))
+    found.append(Found("the run's outcome (the refusal)", data.in_bytes(pickle.dumps(outcome))))
+    assert not any(f.count() for f in found), "personal data found: " + "; ".join(f.summary() for f in found)
+    storage = Path(get_current_settings().results.local_storage_path).expanduser()
+    assert readable_by_others(home) == []
+    assert not storage.exists() or readable_by_others(storage) == []
+
+
+def _cpr_typed(town) -> str:
+    """A resident's CPR number as an auditor might type it: with a space instead of the dash."""
+    return town.extracts["population"]["person_id"].drop_nulls()[0].replace("-", " ")
+
+
+def _auditor_pages(home: Path, search: str) -> dict[str, str]:
+    """The auditor's pages over the run's store, after a person search by CPR number (itself audited)."""
+    from fastapi.testclient import TestClient
+
+    from web.app import create_app
+
+    app = create_app(f"sqlite:///{home / 'tidlig.db'}", home=home, secure_cookies=False)
+    if app.state.accounts.get_user("pii-auditor") is None:
+        app.state.accounts.add_user("pii-auditor", "Revisor", "auditor", None, "korrekt-hest-batteri-staple", by="test")
+    with TestClient(app, follow_redirects=False) as client:
+        form = client.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        client.post("/login", data={"username": "pii-auditor", "password": "korrekt-hest-batteri-staple", "csrf_token": token})
+        pages = {path: client.get(path, follow_redirects=True).text for path in ("/audit?person=" + search, "/audit", "/quality")}
+    return pages
 
 
 def test_registers_others_look_up_are_validated_first_and_the_rest_side_by_side(nightly_run):

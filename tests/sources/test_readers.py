@@ -186,3 +186,11 @@ def test_damaged_parquet(tmp_path):
     (tmp_path / "school_absence.parquet").write_bytes(b"PAR1 this is not parquet")
     message = error(tmp_path)
     assert "school_absence.parquet" in message and "cannot be read as Parquet" in message
+
+
+def test_an_error_quoting_a_line_of_the_file_blanks_out_its_cpr_number(tmp_path):
+    # Delivered without a header and separated by tabs: the first data line is quoted as the header.
+    write(tmp_path, "040313 1001\t2024-01-01\t12.5\t2024-01-05\n")
+    message = error(tmp_path)
+    assert "single column" in message and "[CPR fjernet]" in message
+    assert "040313" not in message

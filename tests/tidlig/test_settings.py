@@ -48,3 +48,29 @@ def test_tidlig_config_names_the_file_when_no_config_is_passed(tmp_path, monkeyp
     monkeypatch.setenv("TIDLIG_CONFIG", str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="missing.yaml \\(from TIDLIG_CONFIG\\) does not exist"):
         load_config()
+
+
+def test_the_home_and_prefects_are_private_to_the_service_user(tmp_path, monkeypatch):
+    import stat
+
+    from tidlig import settings
+
+    home, prefect = tmp_path / "home", tmp_path / "prefect"
+    (home / "extracts").mkdir(parents=True)
+    (prefect / "storage").mkdir(parents=True)
+    for path in (home / "extracts" / "population.parquet", prefect / "storage" / "a-stored-result"):
+        path.write_bytes(b"rows")
+        path.chmod(0o644)
+    for folder in (home, home / "extracts", prefect, prefect / "storage"):
+        folder.chmod(0o755)
+    monkeypatch.setenv("TIDLIG_HOME", str(home))
+    monkeypatch.setenv("PREFECT_HOME", str(prefect))
+
+    assert settings.home() == home
+    (home / "tidlig.db").write_bytes(b"written after")
+
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*")}
+    assert modes == {
+        "home": 0o700, "home/extracts": 0o700, "home/extracts/population.parquet": 0o600, "home/tidlig.db": 0o600,
+        "prefect": 0o700, "prefect/storage": 0o700, "prefect/storage/a-stored-result": 0o600,
+    }

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
+import polars as pl
+
+from tests.personal_data import PersonalData
 from validate.context import data_docs_index, gx_context
 from validate.contract import validate_extract
 
@@ -51,6 +54,11 @@ def test_stored_results_and_docs_hold_no_personal_values(registry, clean_rows, c
         if path.suffix in (".json", ".html"):
             text = path.read_text(encoding="utf-8")
             assert not any(value in text for value in personal), path.relative_to(home)
+    # Every personal value of every row, in every file GX wrote (results, suites, Data Docs), in any encoding.
+    data = PersonalData({source.name: pl.DataFrame(rows)}, registry)
+    assert data.values["cpr"] and data.values["address"] and data.values["birth_date"]
+    found = data.in_tree("Data Docs", home / "gx")
+    assert not found.count(), found.summary()
 
 
 def test_a_run_stores_every_result_builds_docs_once_and_quarantines_as_a_single_check(registry, clean_rows, csv_extract, tmp_path, monkeypatch):

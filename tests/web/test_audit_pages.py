@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 
@@ -20,6 +22,32 @@ def test_audit_log_lists_events_filters_them_and_logs_the_viewing(app, web):
 
     viewed = [e for e in read(app.state.store.engine) if e.kind == "audit.viewed"]
     assert viewed[-1].actor == "anna" and viewed[-1].payload == {"filters": {"person": web.NORD_FIRST}}
+
+
+@pytest.mark.parametrize("typed", ["040313 1001", "040313\u20131001", "0403131001", "040313-1001"])
+def test_a_person_searched_by_cpr_number_is_searched_logged_and_shown_as_the_pseudonym(app, web, monkeypatch, typed):
+    from sources.pseudonym import pseudonym
+
+    key = bytes(range(32))
+    monkeypatch.setenv("TIDLIG_PSEUDONYM_KEY", key.hex())
+    person = pseudonym(key, "040313-1001")
+    store = app.state.store
+    store.start_run("run-2", web.AS_OF.replace(day=2), "nightly")
+    store.save_flags("run-2", [web.draft(person, "familie-syd", 2, as_of=web.AS_OF.replace(day=2))])
+
+    page = web.logged_in(app, "anna").get("/audit", params={"person": typed}, follow_redirects=True).text
+
+    assert person in page and "040313" not in page
+    viewed = [e for e in read(store.engine) if e.kind == "audit.viewed"]
+    assert viewed[-1].payload == {"filters": {"person": person}}
+    assert "040313" not in json.dumps([(e.actor, e.payload) for e in read(store.engine)])
+
+
+def test_a_cpr_number_searched_without_the_key_is_not_kept(app, web, monkeypatch):
+    monkeypatch.delenv("TIDLIG_PSEUDONYM_KEY", raising=False)
+    page = web.logged_in(app, "anna").get("/audit", params={"person": "040313 1001"}, follow_redirects=True).text
+    assert "040313" not in page
+    assert "040313" not in json.dumps([(e.actor, e.payload) for e in read(app.state.store.engine)])
 
 
 def test_verify_button_reports_an_intact_chain(app, web):
