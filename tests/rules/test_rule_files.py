@@ -33,11 +33,17 @@ def test_every_target_and_priority_is_covered():
     assert {r.priority for r in RULESET.rules} == {1, 2, 3}
 
 
-def test_model_score_rules_use_the_top_two_ventiles_for_the_scored_children():
+def test_the_score_rule_sets_no_threshold_of_its_own_since_capacity_decides():
     score_rules = [r for r in RULESET.rules if r.value_columns == ("score",)]
     # Only children are scored; a score rule for adults would wait for an adult model.
     assert {r.target for r in score_rules} == {"child"}
-    assert all(r.condition == "score >= 19" for r in score_rules)
+    assert all(r.condition == "score IS NOT NULL" for r in score_rules)
+
+
+def test_repeated_notifications_are_a_legal_duty_and_say_why():
+    duties = {r.id: r.legal_duty for r in RULESET.rules if r.legal_duty}
+    assert list(duties) == ["child-repeated-notifications"]
+    assert "underretning" in duties["child-repeated-notifications"]
 
 
 def test_danish_texts_are_danish():
