@@ -33,11 +33,11 @@ def test_every_target_and_priority_is_covered():
     assert {r.priority for r in RULESET.rules} == {1, 2, 3}
 
 
-def test_the_score_rule_sets_no_threshold_of_its_own_since_capacity_decides():
+def test_the_score_rule_lets_the_top_quarter_into_the_ranking_and_capacity_decides_the_rest():
     score_rules = [r for r in RULESET.rules if r.value_columns == ("score",)]
     # Only children are scored; a score rule for adults would wait for an adult model.
     assert {r.target for r in score_rules} == {"child"}
-    assert all(r.condition == "score IS NOT NULL" for r in score_rules)
+    assert all(r.condition == "score >= 16" for r in score_rules)
 
 
 def test_repeated_notifications_are_a_legal_duty_and_say_why():
