@@ -323,3 +323,33 @@ def test_a_deferral_ends_on_its_date_and_a_new_decision_clears_it(store, run):
     store.decide(flag_id, "accept", reason=None, by="Jonas")
     accepted = store.get_flag(flag_id, viewer="Jonas", purpose="follow-up")
     assert accepted.deferred_until is None and not accepted.due_again(LATER)
+
+
+def test_below_capacity_and_each_teams_cut_are_kept_once_with_the_flags_and_audited(store, run):
+    from routing.flags import BelowCapacity, TeamCut
+
+    below = BelowCapacity(
+        as_of=AS_OF, person="P9", target="child", team="familie-nord", rank=2, priority=3, ranking_value=0.12,
+        score=17, probability=0.12, model_version="risk@7", rules_version="2026.11", rule_ids=("child-high-score",),
+        members=("P9",),
+    )
+    cuts = [
+        TeamCut("familie-nord", capacity=1, candidates=2, shown=1, legal_duty=0, below=1, cutoff_score=14, cutoff_value=0.31),
+        TeamCut("familie-syd", capacity=8, candidates=0, shown=0, legal_duty=0, below=0, cutoff_score=None, cutoff_value=None),
+    ]
+    shown = draft("P1")
+    store.save_flags(run, [shown], below=[below], cuts=cuts)
+    store.start_run("run-2", AS_OF, "nightly")
+    store.save_flags("run-2", [shown], below=[below], cuts=cuts)  # a rerun of the date adds nothing twice
+
+    assert store.below_capacity(team="familie-nord") == [below]
+    assert store.below_capacity(team="familie-syd") == []
+    assert store.capacity_cuts(as_of=AS_OF) == cuts
+    cut_events = [e for e in read(store.engine) if e.kind == "team.capacity_cut"]
+    assert [(e.payload["team"], e.payload["below"], e.payload["cutoff_score"]) for e in cut_events] == [
+        ("familie-nord", 1, 14), ("familie-syd", 0, None),
+    ]
+    # Below capacity is not a flag: it holds nobody back as an open flag the next night.
+    assert [f.person for f in store.list_flags()] == ["P1"]
+    assert set(store.decision_history(AS_OF + timedelta(days=1))["person"]) == {"P1"}
+    assert verify(store.engine).ok
