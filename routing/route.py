@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import partial
@@ -193,30 +193,25 @@ def route(
         hits.filter(pl.col("person").is_in([m for row in shown.iter_rows(named=True) for m in about(row)] + list(suppressed))),
         ruleset,
     )
-    explained = _signals(flagged)
 
-    def flag(row: dict, flag_reasons: tuple[Reason, ...], flag_signals: tuple[dict, ...], suppressed_by: tuple = ()) -> FlagDraft:
+    def flag(row: dict, flag_reasons: tuple[Reason, ...], suppressed_by: tuple = ()) -> FlagDraft:
         return FlagDraft(
             as_of=as_of, person=row["person"], target=row["target"], team=row["team"],
             priority=row["priority"], rank=row["rank"], queued=False, score=row["score"],
             probability=row["probability"], model_version=row["model_version"],
             rules_version=ruleset.version, reasons=flag_reasons, suppressed_by=suppressed_by,
-            signals=flag_signals, ranking_value=row.get("ranking_value"),
+            ranking_value=row.get("ranking_value"),
         )
 
     drafts = []
     for row in shown.iter_rows(named=True):
         if row["family"] is None:
-            drafts.append(flag(row, tuple(reasons[row["person"]]), explained.get(row["person"], ())))
+            drafts.append(flag(row, tuple(reasons[row["person"]])))
         else:
-            family = members[row["family"]]
-            named = _family_reasons(family, reasons)
-            family_signals = tuple(dict(s, person=m) for m in family for s in explained.get(m, ()))
-            drafts.append(flag(row, named, family_signals))
+            drafts.append(flag(row, _family_reasons(members[row["family"]], reasons)))
     kept = routed.filter(pl.col("person").is_in(list(suppressed))).sort("team", "person")
     for row in kept.with_columns(rank=pl.lit(0)).iter_rows(named=True):
-        person = row["person"]
-        drafts.append(flag(row, tuple(reasons[person]), explained.get(person, ()), suppressed[person]))
+        drafts.append(flag(row, tuple(reasons[row["person"]]), suppressed[row["person"]]))
     rule_ids = dict(hits.group_by("person").agg(pl.col("rule_id").unique(maintain_order=True)).iter_rows())
     left_out = [
         BelowCapacity(
@@ -261,8 +256,11 @@ def _family_reasons(family: list[str], reasons: dict[str, list[Reason]]) -> tupl
     return tuple(named)
 
 
-def _signals(flagged: pl.DataFrame) -> dict[str, tuple[dict, ...]]:
-    """The score's top signals per flagged person, when the score stage supplied them."""
-    if "signals" not in flagged.columns:
-        return {}
-    return {person: tuple(found) for person, found in flagged.select("person", "signals").iter_rows() if found}
+def with_signals(drafts: list[FlagDraft], explained: Mapping[str, Sequence[dict]]) -> list[FlagDraft]:
+    """The drafts with the score's top signals of the persons they are about; a family flag's name their member."""
+    def of(draft: FlagDraft) -> tuple[dict, ...]:
+        if draft.target != "family":
+            return tuple(explained.get(draft.person) or ())
+        return tuple(dict(s, person=m) for m in draft.members for s in explained.get(m) or ())
+
+    return [replace(draft, signals=of(draft)) for draft in drafts]
