@@ -151,8 +151,9 @@ def champion_model(name: str) -> tuple[RiskScorer, str]:
     if found is None:
         raise NoChampionError(
             f"no version of model {name!r} is champion, so nobody can be scored. A person decides which model is used: "
-            f"train a candidate with the retraining flow (deployment retrain/retrain), look at it with `tidlig models list`, "
-            f"then promote it in your name: `tidlig models promote {name} VERSION --by NAME --reason TEXT`"
+            f"train a candidate (`tidlig models train`, or the monthly retraining flow), read its model card and "
+            f"fairness audit (`tidlig models list`, MLflow), then promote it in your name: "
+            f"`tidlig models promote {name} VERSION --by NAME --reason TEXT`"
         )
     return found
 

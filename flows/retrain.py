@@ -1,4 +1,8 @@
-"""The monthly retraining flow: train and audit a candidate, then wait for a person to approve it."""
+"""Training flows: the first model on the configured dates, and the monthly retraining that waits for a person's approval.
+
+Neither makes a model champion by itself: that is a person's decision (`tidlig models promote`,
+or the approval the retraining waits for).
+"""
 
 from __future__ import annotations
 
@@ -43,6 +47,16 @@ class Approval(RunInput):
     override_gate: str | None = Field(
         default=None, description="Only to promote despite a failed fairness gate: the reason for overriding it."
     )
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """The candidate a training run registered."""
+
+    name: str
+    version: str
+    candidate: str
+    gate_passed: bool
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,36 @@ def decide(approval: Approval, name: str, version: str, store: Store) -> str:
     return "promoted"
 
 
+def _train_and_register(store: Store, run_id: str, params: RetrainParams, config: settings.Config, dates: list[date]) -> tuple[TrainingResult, str]:
+    """Read and validate the extracts, train on the dates and register the result as candidate."""
+    home = settings.home()
+    registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
+    folder = params.extracts or settings.extracts_location(config)
+    sources, _ = ingest(store, run_id, folder, gx_context(home), config.validate_.max_invalid_share, home)
+    result = train_candidate(sources, dates, config.model.horizon_days, config.routing.table)
+    return result, register_candidate(result, config.model.name, store)
+
+
+@flow(name="train", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=SIDE_BY_SIDE))
+def train_first(params: RetrainParams) -> TrainSummary:
+    """Train a model on the config's training dates and register it as candidate; a person promotes it, or not."""
+    from prefect.runtime import flow_run
+
+    as_of = params.as_of or today_in_copenhagen()
+    config = settings.load_config(params.config)
+    store = Store.from_url(settings.database_url())
+    store.create_schema()
+    run_id = str(flow_run.id or f"local-train-{as_of}")
+    store.start_run(run_id, as_of, "train")
+    try:
+        result, version = _train_and_register(store, run_id, params, config, config.model.training_as_of)
+    except Exception as exc:
+        store.fail_run(run_id, type(exc).__name__, str(exc))
+        raise
+    store.finish_run(run_id, "completed", {"version": version, "candidate": result.candidate, "gate_passed": result.gate.passed})
+    return TrainSummary(config.model.name, version, result.candidate, result.gate.passed)
+
+
 @flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=SIDE_BY_SIDE))
 def retrain(params: RetrainParams) -> RetrainSummary:
     """Train a candidate on rolling quarterly dates, then pause until a named person approves or rejects it."""
@@ -105,18 +149,13 @@ def retrain(params: RetrainParams) -> RetrainSummary:
 
     as_of = params.as_of or today_in_copenhagen()
     config = settings.load_config(params.config)
-    home = settings.home()
     store = Store.from_url(settings.database_url())
     store.create_schema()
     run_id = str(flow_run.id or f"local-retrain-{as_of}")
     store.start_run(run_id, as_of, "retrain")
     try:
-        registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
-        folder = params.extracts or settings.extracts_location(config)
-        sources, _ = ingest(store, run_id, folder, gx_context(home), config.validate_.max_invalid_share, home)
         dates = training_dates(as_of, config.model.horizon_days, config.model.retrain_quarters)
-        result = train_candidate(sources, dates, config.model.horizon_days, config.routing.table)
-        version = register_candidate(result, config.model.name, store)
+        result, version = _train_and_register(store, run_id, params, config, dates)
         gate = "passed" if result.gate.passed else "FAILED: promoting it needs override_gate with a reason"
         print(f"Candidate {config.model.name}/{version} ({result.candidate}) is registered; fairness gate {gate}. Waiting for approval.")
         approval = pause_flow_run(
