@@ -318,16 +318,17 @@ def nightly(params: NightlyParams) -> NightlySummary:
         key = run_key(store, run_id, folder, ruleset, config.model.name)
         if done := completed_before(store, run_id, params.as_of, key):
             return _nothing_to_do(store, run_id, done, params.as_of, context)
-        doing = "read+validate"
-        sources, quarantined = ingest(store, run_id, folder, context, config.validate_.max_invalid_share, home)
-
-        doing = "link+features"
-        table, families = build_features(sources, params.as_of)
+        # Before any register is read: without a champion nobody may be scored.
         doing = "model"
         model, version = champion_model(config.model.name)
         model_version = f"{config.model.name}/{version}"
         if model_version != key["model_version"]:
             store.set_run_key(run_id, model_version=model_version)
+        doing = "read+validate"
+        sources, quarantined = ingest(store, run_id, folder, context, config.validate_.max_invalid_share, home)
+
+        doing = "link+features"
+        table, families = build_features(sources, params.as_of)
         doing = "score"
         scored = score(table, sources["support_measures"], model, model_version, params.as_of)
         doing = "rules+routing"

@@ -348,7 +348,7 @@ def rules_backtest(
                 table, sources["support_measures"], model, f"{cfg.model.name}/{version}", as_of
             ).select("person", "score", "probability", "model_version")
     with progress(f"Replaying {len(dates)} as-of dates", total=len(dates)) as step:
-        replayed = backtest(sources, current_rules, proposed, dates, table, scorer=scorer,
+        replayed = backtest(sources, current_rules, proposed, dates, table, policy=cfg.ranking.policy(), scorer=scorer,
                             horizon_days=cfg.model.horizon_days, on_date=lambda as_of: step(f"Replayed {as_of}"))
     typer.echo(report(replayed))
 
