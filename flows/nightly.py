@@ -30,7 +30,7 @@ from models.scorer import RiskScorer
 from models.explain import signals
 from models.train import MODEL_FEATURES, matrix
 from routing.flags import FlagDraft, Routing
-from routing.route import RankingPolicy, assign_teams, route
+from routing.route import RankingPolicy, assign_teams, route, with_signals
 from routing.table import load_routing_table
 from rules.engine import RuleSet, evaluate, load_rules
 from rules.publish import record_version
