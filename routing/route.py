@@ -6,7 +6,6 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from functools import partial
 
 import polars as pl
 
@@ -120,9 +119,8 @@ def route(
     legal-duty rule whatever its rank (it takes capacity like the others). The rest are below
     capacity this week.
     """
-    cuts_of = partial(_cuts, table)
     if hits.is_empty():
-        return Routing([], [], cuts_of(None))
+        return Routing([], [], _cuts(table, None))
     flagged_ids = hits.select("person").unique()
     missing = flagged_ids.join(persons.select("person"), on="person", how="anti")
     if missing.height:
@@ -187,7 +185,10 @@ def route(
     members: dict[str, list[str]] = {}
     for family, person in groups.sort("family", "member").select("family", "person").iter_rows():
         members.setdefault(family, []).append(person)
-    about = lambda row: members[row["family"]] if row["family"] is not None else [row["person"]]  # noqa: E731
+
+    def about(row: dict) -> list[str]:
+        return members[row["family"]] if row["family"] is not None else [row["person"]]
+
     # Reasons in words only for flags someone reads: the lists and what suppression held back.
     reasons = _reasons(
         hits.filter(pl.col("person").is_in([m for row in shown.iter_rows(named=True) for m in about(row)] + list(suppressed))),
@@ -222,7 +223,7 @@ def route(
         )
         for row in below.iter_rows(named=True)
     ]
-    return Routing(drafts, left_out, cuts_of(by_value))
+    return Routing(drafts, left_out, _cuts(table, by_value))
 
 
 def _cuts(table: RoutingTable, ranked: pl.DataFrame | None) -> list[TeamCut]:
