@@ -188,10 +188,8 @@ def explain_flagged(scored: pl.DataFrame, drafts: list[FlagDraft], model: RiskSc
     """The flags with the top signals behind the scores of the persons they are about (only flags are read by anyone)."""
     about = pl.DataFrame({"person": sorted({m for d in drafts for m in d.members})}, schema={"person": pl.String})
     flagged = scored.join(about, on="person", how="semi").filter(pl.col("score").is_not_null())
-    explained = dict(
-        zip(flagged["person"], signals(model, matrix(flagged), MODEL_FEATURES, context=flagged)) if flagged.height else ()
-    )
-    return with_signals(drafts, explained)
+    explained = flagged.select("person").with_columns(signals=signals(model, matrix(flagged), MODEL_FEATURES, context=flagged))
+    return with_signals(drafts, dict(explained.iter_rows()))
 
 
 @stage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import polars as pl
@@ -237,3 +238,18 @@ def test_hits_from_another_rule_set_are_refused():
     hits = pl.DataFrame({"person": ["c"], "rule_id": ["retired-rule"], "priority": [1]})
     with pytest.raises(RoutingError, match=r"rule\(s\) \['retired-rule'\]"):
         route(hits, persons(child("c")), RULESET, TABLE, as_of=AS_OF, policy=POLICY)
+
+
+def test_signals_go_to_the_flags_of_the_persons_they_explain_and_name_the_member_on_a_family_flag():
+    from routing.route import with_signals
+
+    signal = {"feature": "notifications_365d", "value": 3.0, "contribution": 0.2, "text_da": "3 underretninger", "text_en": "3 notifications"}
+    child_flag = flags_for(persons(child("kid", score=20, probability=0.3)))["kid"]
+    family_flag = replace(child_flag, person="lead", target="family", reasons=tuple(
+        replace(r, person=m) for m in ("lead", "mother") for r in child_flag.reasons
+    ))
+    explained = {"kid": [signal], "lead": [signal], "mother": [dict(signal, feature="benefit_weeks_365d")]}
+    single, family = with_signals([child_flag, family_flag], explained)
+    assert single.signals == (signal,)
+    assert [(s["person"], s["feature"]) for s in family.signals] == [("lead", "notifications_365d"), ("mother", "benefit_weeks_365d")]
+    assert with_signals([child_flag], {})[0].signals == ()
