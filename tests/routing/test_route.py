@@ -143,7 +143,8 @@ def test_one_ranking_mixes_urgency_and_risk_as_the_policy_says_and_cuts_at_capac
         child("p2-unscored", school_absence_pct_90d=20.0),
         child("other-team", district="Syd", score=20, probability=0.5),
     )
-    result = routed(frame, table_with(familie_nord=3))
+    policy = RankingPolicy(risk_weight=1.0, urgency={1: 0.2, 2: 0.1, 3: 0.0})
+    result = routed(frame, table_with(familie_nord=3), policy)
     nord = [f for f in result.flags if f.team == "familie-nord"]
     # values: 0.45, 0.30, 0.1 + 0.01, 0.1 + 0.12, 0.2 + 0.08, 0.1 + 0 (unscored)
     assert [(f.person, f.rank) for f in nord] == [("p3-score20", 1), ("p3-score19", 2), ("p1-score9", 3)]

@@ -55,8 +55,8 @@ def test_tidlig_config_names_the_file_when_no_config_is_passed(tmp_path, monkeyp
     [
         ("  risk_weight: 1.0", "  risk_weight: -1", "section 'ranking', key 'risk_weight'"),
         ("    3: 0.0 ", "    4: 0.0 ", "section 'ranking', key 'urgency': Value error, give a value for each rule priority [1, 2, 3]"),
-        ("    2: 0.10", "    2: -0.10", "section 'ranking', key 'urgency': Value error, values must be 0 or more"),
-        ("    1: 0.20", "    1: high", "section 'ranking', key 'urgency.1'"),
+        ("    2: 0.02", "    2: -0.02", "section 'ranking', key 'urgency': Value error, values must be 0 or more"),
+        ("    1: 0.05", "    1: high", "section 'ranking', key 'urgency.1'"),
     ],
 )
 def test_the_ranking_policy_is_checked_key_by_key(tmp_path, old, new, expected):
@@ -71,4 +71,4 @@ def test_the_ranking_policy_is_checked_key_by_key(tmp_path, old, new, expected):
 
 def test_the_default_ranking_policy_weighs_risk_and_urgency():
     policy = load_config().ranking.policy()
-    assert policy.risk_weight == 1.0 and policy.urgency == {1: 0.2, 2: 0.1, 3: 0.0}
+    assert policy.risk_weight == 1.0 and policy.urgency == {1: 0.05, 2: 0.02, 3: 0.0}
