@@ -523,6 +523,17 @@ class Store:
             for row in rows
         ]
 
+    def shown_this_week(self, as_of: date) -> dict[str, int]:
+        """Per team, the flags earlier nights of as_of's week (Monday on) put on its list: they used the week's capacity."""
+        monday = as_of - timedelta(days=as_of.weekday())
+        query = (
+            sa.select(capacity_cuts.c.team, sa.func.sum(capacity_cuts.c.shown))
+            .where(capacity_cuts.c.as_of >= monday, capacity_cuts.c.as_of < as_of)
+            .group_by(capacity_cuts.c.team)
+        )
+        with self.engine.connect() as conn:
+            return {team: int(shown) for team, shown in conn.execute(query)}
+
     def capacity_cuts(self, *, as_of: date) -> list[TeamCut]:
         """Each team's cut of an as-of date."""
         with self.engine.connect() as conn:

@@ -219,11 +219,16 @@ def apply_rules(scored: pl.DataFrame, ruleset: RuleSet, as_of: date, families: p
 def route_flags(
     hits: pl.DataFrame, scored: pl.DataFrame, ruleset: RuleSet, table_path: Path | None, as_of: date,
     families: pl.DataFrame, history: pl.DataFrame, capacities: dict[str, int], policy: RankingPolicy,
+    used_this_week: dict[str, int] | None = None,
 ) -> Routing:
-    """One ranking per team cut at its capacity: the flags shown, suppressed ones kept aside, the rest below capacity."""
+    """One ranking per team cut at what is left of its weekly capacity: the flags shown, suppressed ones kept aside, the rest below capacity."""
     table = load_routing_table(table_path) if table_path else load_routing_table()
-    # A team lead's capacity in the casework store wins over the routing table's starting value.
-    teams = tuple(replace(t, weekly_capacity=capacities.get(t.id, t.weekly_capacity)) for t in table.teams)
+    used = used_this_week or {}
+    # A team lead's capacity in the casework store wins over the routing table's starting value; the
+    # capacity is the week's, so what earlier nights of the week put on the team's list is used up.
+    teams = tuple(
+        replace(t, weekly_capacity=max(0, capacities.get(t.id, t.weekly_capacity) - used.get(t.id, 0))) for t in table.teams
+    )
     return route(hits, scored, ruleset, replace(table, teams=teams), as_of=as_of, policy=policy, families=families, history=history)
 
 
@@ -335,7 +340,8 @@ def nightly(params: NightlyParams) -> NightlySummary:
         history = store.decision_history(params.as_of)
         capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}
         routing = route_flags(
-            hits, scored, ruleset, config.routing.table, params.as_of, families, history, capacities, config.ranking.policy()
+            hits, scored, ruleset, config.routing.table, params.as_of, families, history, capacities, config.ranking.policy(),
+            store.shown_this_week(params.as_of),
         )
         drafts = explain_flagged(scored, quote(routing.flags), model)
         doing = "evidence"

@@ -353,3 +353,10 @@ def test_below_capacity_and_each_teams_cut_are_kept_once_with_the_flags_and_audi
     assert [f.person for f in store.list_flags()] == ["P1"]
     assert set(store.decision_history(AS_OF + timedelta(days=1))["person"]) == {"P1"}
     assert verify(store.engine).ok
+
+    # AS_OF is a Sunday: what it showed used the week's capacity for that week only.
+    assert store.shown_this_week(AS_OF) == {}
+    assert store.shown_this_week(AS_OF + timedelta(days=1)) == {}  # a new week
+    store.start_run("run-3", AS_OF - timedelta(days=2), "nightly")
+    store.save_flags("run-3", [draft("P7", as_of=AS_OF - timedelta(days=2))], cuts=cuts)
+    assert store.shown_this_week(AS_OF) == {"familie-nord": 1, "familie-syd": 0}
