@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from audit.log import read, verify
 from casework.store import Store
+from routing.table import load_routing_table
 from sources.registry import load_registry
 from sources.synth import SynthSpec, generate
 from tidlig.cli import app
@@ -108,10 +109,14 @@ def test_the_audit_log_holds_every_step_and_verifies(nightly_run):
     home, first, _, _ = nightly_run
     engine = _store(home).engine
     kinds = [e.kind for e in read(engine)]
-    assert kinds.count("run.started") == 2 and kinds.count("run.finished") == 2
+    # The training run a person's promotion followed, then the two nightly runs.
+    assert [e.payload["flow"] for e in read(engine, kind="run.started")] == ["train", "nightly", "nightly"]
+    assert kinds.count("run.finished") == 3 and kinds.index("model.promoted") < kinds.index("flag.created")
+    assert [e.actor for e in read(engine, kind="model.promoted")] == ["Lone Leder"]
     assert kinds.count("flag.created") == first.flags_created
-    # The rerun of the same key read nothing.
-    assert kinds.count("source.validated") == len(__import__("sources.registry", fromlist=["load_registry"]).load_registry())
+    assert kinds.count("team.capacity_cut") == len(load_routing_table().teams)
+    # The rerun of the same key read nothing: one validation per source for training, one for the first run.
+    assert kinds.count("source.validated") == 2 * len(__import__("sources.registry", fromlist=["load_registry"]).load_registry())
     assert verify(engine).ok
 
 
