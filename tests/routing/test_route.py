@@ -212,7 +212,7 @@ def test_a_legal_duty_passes_the_cut_says_why_and_takes_capacity_first(table_wit
     assert set(flags) == {"notified", "score-20"} and [b.person for b in result.below] == ["score-19"]
     assert flags["notified"].legal_duty and not flags["score-20"].legal_duty
     [duty] = [r for r in flags["notified"].reasons if r.legal_duty]
-    assert duty.rule_id == "child-repeated-notifications" and "underretning" in duty.legal_duty
+    assert duty.rule_id == "child-new-repeated-notification" and "underretning" in duty.legal_duty
     [cut] = [c for c in result.cuts if c.team == "familie-nord"]
     assert (cut.shown, cut.legal_duty, cut.below, cut.cutoff_score) == (2, 1, 1, 20)
 

@@ -40,10 +40,10 @@ def test_the_score_rule_lets_the_top_quarter_into_the_ranking_and_capacity_decid
     assert all(r.condition == "score >= 16" for r in score_rules)
 
 
-def test_repeated_notifications_are_a_legal_duty_and_say_why():
+def test_a_new_notification_about_a_child_notified_about_before_is_a_legal_duty_and_says_why():
     duties = {r.id: r.legal_duty for r in RULESET.rules if r.legal_duty}
-    assert list(duties) == ["child-repeated-notifications"]
-    assert "underretning" in duties["child-repeated-notifications"]
+    assert list(duties) == ["child-new-repeated-notification"]
+    assert "underretning" in duties["child-new-repeated-notification"]
 
 
 def test_danish_texts_are_danish():
