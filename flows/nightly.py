@@ -233,14 +233,12 @@ def route_flags(
 
 
 @io_stage
-def store_flags(store: Store, run_id: str, drafts: list[FlagDraft], behind: dict[str, list[dict]] | None = None, routing: Routing | None = None) -> list[int]:
+def store_flags(store: Store, run_id: str, drafts: list[FlagDraft], behind: dict[str, list[dict]] | None, routing: Routing) -> list[int]:
     """Save new flags with their evidence, and who fell below capacity, in one transaction; a rerun of the same as-of date adds none twice."""
     if os.environ.get(CRASH_AT) == "store_flags:commit":
         import sqlalchemy as sa
 
         sa.event.listen(store.engine, "commit", lambda conn: os.kill(os.getpid(), signal.SIGKILL))
-    if routing is None:
-        return store.save_flags(run_id, drafts, behind)
     return store.save_flags(run_id, drafts, behind, below=routing.below, cuts=routing.cuts)
 
 
