@@ -17,7 +17,7 @@ def test_the_demo_trains_then_promotes_in_the_demo_users_name_then_scores(tmp_pa
     monkeypatch.delenv("TIDLIG_DATABASE_URL", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
-    done = CliRunner().invoke(app, ["demo", "--persons", "600", "--by", "Dorte Demo"])
+    done = CliRunner().invoke(app, ["demo", "--persons", "1500", "--by", "Dorte Demo"])
 
     assert done.exit_code == 0, done.output
     assert "is now champion" in done.output and "below capacity" in done.output
