@@ -245,6 +245,8 @@ def flags_show(
     typer.echo(f"Rules version: {f.rules_version}\nReasons:")
     for r in f.reasons:
         typer.echo(f"  - {r.text_da} / {r.text_en}  [{r.rule_id}: {r.values}]")
+        if r.legal_duty:
+            typer.echo(f"    legal duty, on the list whatever the team's capacity: {r.legal_duty}")
     if f.signals:
         typer.echo("What raised the score most:")
         for signal in f.signals:
