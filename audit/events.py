@@ -217,6 +217,21 @@ class CapacityChanged(Event):
 
 
 @dataclass(frozen=True)
+class CapacityCut(Event):
+    """Where a team's weekly capacity cut the night's ranking; who fell below it is kept in the store."""
+
+    kind: ClassVar[str] = "team.capacity_cut"
+    run_id: str
+    as_of: date
+    team: str
+    capacity: int
+    shown: int
+    legal_duty: int
+    below: int
+    cutoff_score: int | None
+
+
+@dataclass(frozen=True)
 class UserCreated(Event):
     kind: ClassVar[str] = "user.created"
     username: str
@@ -319,6 +334,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AuditLogVerified,
         AccessRequestExported,
         CapacityChanged,
+        CapacityCut,
         UserCreated,
         UserStatusChanged,
         RulesChanged,

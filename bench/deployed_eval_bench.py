@@ -49,7 +49,7 @@ def main() -> None:
     trained = time.perf_counter()
     dates = evaluation_dates(town.extracts, config.model.horizon_days, after=max(result.training_as_of))
     ev = evaluate_deployed(town.extracts, dates, model=result.model, model_version=f"bench/{result.candidate}", ruleset=load_rules(),
-                           table=load_routing_table(), horizon_days=config.model.horizon_days, oracle=town.oracle, n_boot=args.boot,
+                           table=load_routing_table(), policy=config.ranking.policy(), horizon_days=config.model.horizon_days, oracle=town.oracle, n_boot=args.boot,
                            trained_until=max(result.training_as_of))
     evaluated = time.perf_counter()
 

@@ -126,10 +126,10 @@ def run_stages(folder: Path, home: Path, model_file: Path) -> dict:
     with timer("rules+routing"):
         ruleset = load_rules()
         hits = n.apply_rules.fn(scored, ruleset, AS_OF)
-        scored = n.explain_flagged.fn(scored, hits, model)
-        drafts = n.route_flags.fn(hits, scored, ruleset, None, AS_OF, families, store.decision_history(AS_OF), {})
+        routing = n.route_flags.fn(hits, scored, ruleset, None, AS_OF, families, store.decision_history(AS_OF), {}, config.ranking.policy())
+        drafts = n.explain_flagged.fn(scored, routing.flags, model)
     with timer("store"):
-        created = n.store_flags.fn(store, run_id, drafts)
+        created = n.store_flags.fn(store, run_id, drafts, None, routing)
         store.finish_run(run_id, "completed", {"flags_created": len(created)})
     return {"seconds": timer.seconds, "cpu": timer.cpu, "peak_gb": timer.peak, "rows": rows, "persons_scored": table.height, "flags": len(created)}
 
@@ -246,7 +246,7 @@ def _task_seconds(flow_run_id: str) -> dict[str, float]:
 
 
 def _register(home: Path, model_file: Path) -> None:
-    """Make the bench scorer the champion, so the flow does not train its own."""
+    """Make the bench scorer the champion, so the flow has one to score with."""
     import mlflow
     from mlflow import MlflowClient
 

@@ -18,8 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from audit import log as audit_log
-from audit.cpr import looks_like_cpr, redact_cpr
+from audit.cpr import redact_cpr
 from audit.events import (
+    CapacityCut,
     FlagCreated,
     FlagDecided,
     FlagViewed,
@@ -31,7 +32,7 @@ from audit.events import (
     jsonable,
 )
 from casework.decisions import DECISIONS, LOCAL_ZONE, Conflict, DecisionConflict, DecisionRefused, problems, stored_reason
-from routing.flags import FlagDraft, Reason, Suppression
+from routing.flags import BelowCapacity, FlagDraft, Reason, Suppression, TeamCut
 
 SYSTEM = "system"
 FLAG_STATUSES = ("open", "accepted", "dismissed", "deferred", "suppressed")
@@ -121,9 +122,52 @@ flags = sa.Table(
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ranking_value", sa.Float),  # where the week's ranking put it (0010); null when suppressed
     sa.UniqueConstraint("as_of", "person"),
     sa.CheckConstraint(f"status IN {FLAG_STATUSES}", name="status"),
     sa.Index("ix_flags_team_as_of", "team", "as_of"),
+)
+
+# Raised by the rules but ranked below the team's capacity that week (0010): not a flag, nobody is
+# asked to act, kept so that who was left out can be audited and compared with those just above the cut.
+below_capacity = sa.Table(
+    "below_capacity",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("person", sa.String(100), nullable=False),
+    sa.Column("target", sa.String(20), nullable=False),
+    sa.Column("team", sa.String(100), nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("ranking_value", sa.Float, nullable=False),
+    sa.Column("score", sa.Integer),
+    sa.Column("probability", sa.Float),
+    sa.Column("model_version", sa.String(200)),
+    sa.Column("rules_version", sa.String(500), nullable=False),
+    sa.Column("rule_ids", sa.JSON, nullable=False),
+    sa.Column("members", sa.JSON, nullable=False),
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False),
+    sa.UniqueConstraint("as_of", "person"),
+    sa.Index("ix_below_capacity_team_as_of", "team", "as_of"),
+)
+
+# Each team's cut of an as-of date (0010): capacity, flags shown, legal duties, below, cut-off score.
+capacity_cuts = sa.Table(
+    "capacity_cuts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("team", sa.String(100), nullable=False),
+    sa.Column("capacity", sa.Integer, nullable=False),
+    sa.Column("candidates", sa.Integer, nullable=False),
+    sa.Column("shown", sa.Integer, nullable=False),
+    sa.Column("legal_duty", sa.Integer, nullable=False),
+    sa.Column("below", sa.Integer, nullable=False),
+    sa.Column("cutoff_score", sa.Integer),
+    sa.Column("cutoff_value", sa.Float),
+    sa.Column("run_id", sa.ForeignKey("runs.run_id"), nullable=False),
+    sa.UniqueConstraint("as_of", "team"),
 )
 
 decisions = sa.Table(
@@ -223,6 +267,7 @@ class Flag:
     evidence: tuple[dict, ...] = ()  # event_date and known_date as dates
     deferred_until: date | None = None
     version: int = 1  # what a decision on this flag names as the version it was made on
+    ranking_value: float | None = None
 
     def due_again(self, today: date) -> bool:
         """True when the flag was deferred to a date that has come: it is open again."""
@@ -425,10 +470,13 @@ class Store:
 
     def save_flags(
         self, run_id: str, drafts: Sequence[FlagDraft], evidence: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+        *, below: Sequence[BelowCapacity] = (), cuts: Sequence[TeamCut] = (),
     ) -> list[int]:
         """Store new flags and return their ids; persons already flagged for that as-of date are skipped.
 
         `evidence` gives, by the draft's person, the source rows behind the flag (features/evidence.py).
+        `below` and `cuts` are the rest of routing's decision for the same as-of date: who was ranked
+        below capacity and each team's cut, kept in the same transaction (a rerun adds neither twice).
         """
         evidence = evidence or {}
         repeated = sum(n - 1 for n in Counter((d.as_of, d.person) for d in drafts).values())
@@ -458,7 +506,39 @@ class Store:
                 for flag_id, draft in created
             ]
             audit_log.append_many(conn, events, actor=SYSTEM)
+            _save_cuts(conn, run_id, dates, below, cuts)
         return [flag_id for flag_id, _ in created]
+
+    def below_capacity(self, *, team: str | None = None, as_of: date | None = None) -> list[BelowCapacity]:
+        """Who was ranked below capacity, newest as-of date first, then by rank."""
+        query = sa.select(below_capacity)
+        if team is not None:
+            query = query.where(below_capacity.c.team == team)
+        if as_of is not None:
+            query = query.where(below_capacity.c.as_of == as_of)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(below_capacity.c.as_of.desc(), below_capacity.c.team, below_capacity.c.rank)).all()
+        return [
+            BelowCapacity(**{**_without_keys(row._mapping, "id", "run_id"), "rule_ids": tuple(row.rule_ids), "members": tuple(row.members)})
+            for row in rows
+        ]
+
+    def shown_this_week(self, as_of: date) -> dict[str, int]:
+        """Per team, the flags earlier nights of as_of's week (Monday on) put on its list: they used the week's capacity."""
+        monday = as_of - timedelta(days=as_of.weekday())
+        query = (
+            sa.select(capacity_cuts.c.team, sa.func.sum(capacity_cuts.c.shown))
+            .where(capacity_cuts.c.as_of >= monday, capacity_cuts.c.as_of < as_of)
+            .group_by(capacity_cuts.c.team)
+        )
+        with self.engine.connect() as conn:
+            return {team: int(shown) for team, shown in conn.execute(query)}
+
+    def capacity_cuts(self, *, as_of: date) -> list[TeamCut]:
+        """Each team's cut of an as-of date."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(capacity_cuts).where(capacity_cuts.c.as_of == as_of).order_by(capacity_cuts.c.id)).all()
+        return [TeamCut(**_without_keys(row._mapping, "id", "run_id", "as_of")) for row in rows]
 
     def list_flags(
         self,
@@ -705,6 +785,7 @@ def _flag_values(draft: FlagDraft, run_id: str, evidence: Sequence[Mapping[str, 
         suppressed_by=jsonable(list(draft.suppressed_by)) if draft.suppressed_by else None,
         signals=jsonable(list(draft.signals)) if draft.signals else None,
         evidence=[_evidence_row(row) for row in evidence] if evidence else None,
+        ranking_value=draft.ranking_value,
         run_id=run_id,
         created_at=_now(),
     )
@@ -718,6 +799,33 @@ def _evidence_row(row: Mapping[str, Any]) -> dict[str, Any]:
     if set(row) != set(EVIDENCE_KEYS):
         raise ValueError(f"an evidence row has keys {sorted(row)}; use exactly: {', '.join(EVIDENCE_KEYS)}")
     return jsonable({key: row[key] for key in EVIDENCE_KEYS})
+
+
+def _save_cuts(conn: Connection, run_id: str, dates: list[date], below: Sequence[BelowCapacity], cuts: Sequence[TeamCut]) -> None:
+    """Routing's cut for the run's as-of date and who fell below it; a rerun of the date keeps the first run's."""
+    if not cuts and not below:
+        return
+    as_of = {b.as_of for b in below} | set(dates)
+    if len(as_of) != 1:
+        raise ValueError(f"a routing decision is for one as-of date; got flags and below-capacity records for {sorted(as_of)}")
+    [as_of] = as_of
+    if conn.execute(sa.select(capacity_cuts.c.id).where(capacity_cuts.c.as_of == as_of).limit(1)).first() is not None:
+        return  # the first run of this date decided its cut; its flags were kept the same way
+    if below:
+        conn.execute(
+            _insert_skipping_existing(conn, below_capacity, ["as_of", "person"]),
+            [dict(jsonable(b.__dict__), as_of=b.as_of, run_id=run_id) for b in below],
+        )
+    conn.execute(capacity_cuts.insert(), [dict(c.__dict__, as_of=as_of, run_id=run_id) for c in cuts])
+    audit_log.append_many(
+        conn,
+        [CapacityCut(run_id, as_of, c.team, c.capacity, c.shown, c.legal_duty, c.below, c.cutoff_score) for c in cuts],
+        actor=SYSTEM,
+    )
+
+
+def _without_keys(mapping: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    return {key: value for key, value in mapping.items() if key not in names}
 
 
 def _insert_skipping_existing(conn: Connection, table: sa.Table, unique: list[str]) -> Any:

@@ -28,9 +28,9 @@ from models.dataset import cohort_scores
 from models.labels import open_case_teams
 from models.scorer import RiskScorer
 from models.explain import signals
-from models.train import MODEL_FEATURES, matrix, train
-from routing.flags import FlagDraft
-from routing.route import assign_teams, route
+from models.train import MODEL_FEATURES, matrix
+from routing.flags import FlagDraft, Routing
+from routing.route import RankingPolicy, assign_teams, route, with_signals
 from routing.table import RoutingTable, load_routing_table
 from rules.engine import RuleSet, evaluate, load_rules
 from rules.publish import record_version
@@ -101,6 +101,7 @@ class NightlySummary:
     rows_quarantined: int
     data_docs: Path
     same_key_as: str | None = None  # the earlier run that had done this key's work; this run did nothing
+    below_capacity: int = 0  # raised by the rules but ranked below a team's capacity: recorded, not shown
 
 
 @io_stage
@@ -148,25 +149,22 @@ def build_features(sources: dict[str, pl.DataFrame], as_of: date) -> tuple[pl.Da
     return feature_table(sources, as_of)
 
 
+class NoChampionError(LookupError):
+    """No model carries the champion alias: a person must promote one before anyone is scored."""
+
+
 @io_stage
-def champion_model(
-    sources: dict[str, pl.DataFrame], name: str, training_as_of: list[date], horizon_days: int,
-    store: Store, routing_table: Path | None = None,
-) -> tuple[RiskScorer, str]:
-    """Load the champion model; if none is registered yet, train, register and crown the first (audited)."""
+def champion_model(name: str) -> tuple[RiskScorer, str]:
+    """Load the champion model; without one, refuse: which model scores citizens is a person's decision."""
     found = registry.load(name)
-    if found is not None:
-        return found
-    team_of, capacity = team_capacity(routing_table)
-    result = train(sources, training_as_of, horizon_days, team_of=team_of, capacity=capacity)
-    version = registry.log_and_register(result, name, engine=store.engine)
-    # The very first model has nothing to be compared against; later ones wait for a person.
-    registry.crown_first(name, version, engine=store.engine, gate_passed=result.gate.passed)
-    get_run_logger().warning(
-        "No champion was registered: trained %s version %s (%s, fairness gate %s) and crowned it; recorded in the audit log",
-        name, version, result.candidate, "passed" if result.gate.passed else "FAILED",
-    )
-    return registry.load(name)
+    if found is None:
+        raise NoChampionError(
+            f"no version of model {name!r} is champion, so nobody can be scored. A person decides which model is used: "
+            f"train a candidate (`tidlig models train`, or the monthly retraining flow), read its model card and "
+            f"fairness audit (`tidlig models list`, MLflow), then promote it in your name: "
+            f"`tidlig models promote {name} VERSION --by NAME --reason TEXT`"
+        )
+    return found
 
 
 def team_capacity(table_path: Path | None):
@@ -189,11 +187,12 @@ def score(table: pl.DataFrame, support_measures: pl.DataFrame, model: RiskScorer
 
 
 @stage
-def explain_flagged(scored: pl.DataFrame, hits: pl.DataFrame, model: RiskScorer) -> pl.DataFrame:
-    """The top signals behind the score of every scored person a rule flagged (only they are read by anyone)."""
-    flagged = scored.join(hits.select("person").unique(), on="person", how="semi").filter(pl.col("score").is_not_null())
+def explain_flagged(scored: pl.DataFrame, drafts: list[FlagDraft], model: RiskScorer) -> list[FlagDraft]:
+    """The flags with the top signals behind the scores of the persons they are about (only flags are read by anyone)."""
+    about = pl.DataFrame({"person": sorted({m for d in drafts for m in d.members})}, schema={"person": pl.String})
+    flagged = scored.join(about, on="person", how="semi").filter(pl.col("score").is_not_null())
     explained = flagged.select("person").with_columns(signals=signals(model, matrix(flagged), MODEL_FEATURES, context=flagged))
-    return scored.join(explained, on="person", how="left")
+    return with_signals(drafts, dict(explained.iter_rows()))
 
 
 @stage
@@ -222,28 +221,33 @@ def apply_rules(scored: pl.DataFrame, ruleset: RuleSet, as_of: date, families: p
 @stage
 def route_flags(
     hits: pl.DataFrame, scored: pl.DataFrame, ruleset: RuleSet, table_path: Path | None, as_of: date,
-    families: pl.DataFrame, history: pl.DataFrame, capacities: dict[str, int],
-) -> list[FlagDraft]:
-    """One flag per person or family with all its reasons, suppressed ones kept aside, ranked within capacity."""
-    return route(hits, scored, ruleset, teams_at_capacity(table_path, capacities), as_of=as_of, families=families, history=history)
+    families: pl.DataFrame, history: pl.DataFrame, capacities: dict[str, int], policy: RankingPolicy,
+    used_this_week: dict[str, int] | None = None,
+) -> Routing:
+    """One ranking per team cut at what is left of its weekly capacity: the flags shown, suppressed ones kept aside, the rest below capacity."""
+    table = teams_at_capacity(table_path, capacities, used_this_week)
+    return route(hits, scored, ruleset, table, as_of=as_of, policy=policy, families=families, history=history)
 
 
-def teams_at_capacity(table_path: Path | None, capacities: dict[str, int]) -> RoutingTable:
-    """The routing table with each team's capacity as its team lead set it in the casework store."""
+def teams_at_capacity(table_path: Path | None, capacities: dict[str, int], used_this_week: dict[str, int] | None = None) -> RoutingTable:
+    """The routing table with each team's weekly capacity as its team lead set it, less what earlier nights of the week used."""
     table = load_routing_table(table_path) if table_path else load_routing_table()
+    used = used_this_week or {}
     # A team lead's capacity in the casework store wins over the routing table's starting value.
-    teams = tuple(replace(t, weekly_capacity=capacities.get(t.id, t.weekly_capacity)) for t in table.teams)
+    teams = tuple(
+        replace(t, weekly_capacity=max(0, capacities.get(t.id, t.weekly_capacity) - used.get(t.id, 0))) for t in table.teams
+    )
     return replace(table, teams=teams)
 
 
 @io_stage
-def store_flags(store: Store, run_id: str, drafts: list[FlagDraft], behind: dict[str, list[dict]] | None = None) -> list[int]:
-    """Save new flags with their evidence in one transaction; a rerun of the same as-of date adds none twice."""
+def store_flags(store: Store, run_id: str, drafts: list[FlagDraft], behind: dict[str, list[dict]] | None, routing: Routing) -> list[int]:
+    """Save new flags with their evidence, and who fell below capacity, in one transaction; a rerun of the same as-of date adds none twice."""
     if os.environ.get(CRASH_AT) == "store_flags:commit":
         import sqlalchemy as sa
 
         sa.event.listen(store.engine, "commit", lambda conn: os.kill(os.getpid(), signal.SIGKILL))
-    return store.save_flags(run_id, drafts, behind)
+    return store.save_flags(run_id, drafts, behind, below=routing.below, cuts=routing.cuts)
 
 
 def ingest(store: Store, run_id: str, folder: Path | str, context: Any, max_invalid_share: float, home: Path) -> tuple[dict[str, pl.DataFrame], int]:
@@ -316,33 +320,35 @@ def nightly(params: NightlyParams) -> NightlySummary:
         key = run_key(store, run_id, folder, ruleset, config.model.name)
         if done := completed_before(store, run_id, params.as_of, key):
             return _nothing_to_do(store, run_id, done, params.as_of, context)
+        # Before any register is read: without a champion nobody may be scored.
+        doing = "model"
+        model, version = champion_model(config.model.name)
+        model_version = f"{config.model.name}/{version}"
+        if model_version != key["model_version"]:
+            store.set_run_key(run_id, model_version=model_version)
         doing = "read+validate"
         sources, quarantined = ingest(store, run_id, folder, context, config.validate_.max_invalid_share, home)
 
         doing = "link+features"
         table, families = build_features(sources, params.as_of)
-        doing = "model"
-        model, version = champion_model(
-            sources, config.model.name, config.model.training_as_of, config.model.horizon_days, store, config.routing.table
-        )
-        model_version = f"{config.model.name}/{version}"
-        if model_version != key["model_version"]:
-            store.set_run_key(run_id, model_version=model_version)
         doing = "score"
         scored = score(table, sources["support_measures"], model, model_version, params.as_of)
         doing = "rules+routing"
         record_version(store.engine, ruleset, run_id=run_id)  # once per version: the audit log says when rules changed
         hits = apply_rules(scored, ruleset, params.as_of, families)
-        scored = explain_flagged(scored, hits, model)
         history = store.decision_history(params.as_of)
         capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}
-        drafts = route_flags(hits, scored, ruleset, config.routing.table, params.as_of, families, history, capacities)
+        routing = route_flags(
+            hits, scored, ruleset, config.routing.table, params.as_of, families, history, capacities, config.ranking.policy(),
+            store.shown_this_week(params.as_of),
+        )
+        drafts = explain_flagged(scored, quote(routing.flags), model)
         doing = "evidence"
         # quote(): Prefect would otherwise walk every reason and evidence row looking for futures
         # (at 650,000 persons a minute per call); these collections never hold any.
         behind = evidence_for_flags(sources, families, quote(drafts), params.as_of)
         doing = "store"
-        created = store_flags(store, run_id, quote(drafts), quote(behind))
+        created = store_flags(store, run_id, quote(drafts), quote(behind), quote(routing))
     except Exception as exc:
         _record_failure(store, run_id, doing, exc)
         raise
@@ -354,12 +360,14 @@ def nightly(params: NightlyParams) -> NightlySummary:
         flags_created=len(created),
         flags_total=len(drafts),
         rows_quarantined=quarantined,
+        below_capacity=len(routing.below),
         data_docs=data_docs_index(context),
     )
     store.finish_run(run_id, "completed", {
         "flags_created": summary.flags_created,
         "flags_total": summary.flags_total,
         "flags_suppressed": sum(d.suppressed for d in drafts),
+        "below_capacity": len(routing.below),
         "rows_quarantined": quarantined,
         "model_version": summary.model_version,
         "rules_version": summary.rules_version,
@@ -418,6 +426,8 @@ def what_to_do(exc: BaseException) -> str:
     from tidlig.settings import ConfigError
 
     again = "then start the same as-of date again: a rerun completes the work and writes no flag twice"
+    if isinstance(exc, NoChampionError):
+        return f"have the person who answers for the model promote a version as named above, {again}"
     if isinstance(exc, ExtractError):
         return f"correct or re-deliver the extract named above (`tidlig sources check FOLDER` lists every quarantined row), {again}"
     if isinstance(exc, (OperationalError, OSError)):

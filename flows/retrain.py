@@ -1,4 +1,8 @@
-"""The monthly retraining flow: train and audit a candidate, then wait for a person to approve it."""
+"""Training flows: the first model on the configured dates, and the monthly retraining that waits for a person's approval.
+
+Neither makes a model champion by itself: that is a person's decision (`tidlig models promote`,
+or the approval the retraining waits for).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from flows.nightly import SIDE_BY_SIDE, ingest, team_capacity, teams_at_capacity
 from models import registry
 from models.train import TrainingResult, train
 from routing.deployed import DeployedEvaluation, evaluate_deployed, evaluation_dates
+from routing.route import RankingPolicy
 from rules.engine import load_rules
 from tidlig import logs, settings
 from validate.context import gx_context
@@ -46,6 +51,16 @@ class Approval(RunInput):
     override_gate: str | None = Field(
         default=None, description="Only to promote despite a failed fairness gate: the reason for overriding it."
     )
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """The candidate a training run registered."""
+
+    name: str
+    version: str
+    candidate: str
+    gate_passed: bool
 
 
 @dataclass(frozen=True)
@@ -83,13 +98,13 @@ def train_candidate(sources: dict[str, pl.DataFrame], dates: list[date], horizon
 @task(cache_policy=NONE)
 def evaluate_candidate(
     sources: dict[str, pl.DataFrame], result: TrainingResult, name: str, rules_folder: Path | None,
-    routing_table: Path | None, capacities: dict[str, int],
+    routing_table: Path | None, capacities: dict[str, int], policy: RankingPolicy,
 ) -> DeployedEvaluation:
     """Replay the nightly decision with the candidate over the weekly dates after its training window; measure the teams' lists."""
     dates = evaluation_dates(sources, result.horizon_days, after=max(result.training_as_of))
     ruleset = load_rules(rules_folder) if rules_folder else load_rules()
     return evaluate_deployed(sources, dates, model=result.model, model_version=f"{name}/candidate", ruleset=ruleset,
-                             table=teams_at_capacity(routing_table, capacities), horizon_days=result.horizon_days,
+                             table=teams_at_capacity(routing_table, capacities), policy=policy, horizon_days=result.horizon_days,
                              trained_until=max(result.training_as_of))
 
 
@@ -114,6 +129,47 @@ def decide(approval: Approval, name: str, version: str, store: Store) -> str:
     return "promoted"
 
 
+def _train_and_register(
+    store: Store, run_id: str, params: RetrainParams, config: settings.Config, dates: list[date], *, evaluate: bool,
+) -> tuple[TrainingResult, str, DeployedEvaluation | None]:
+    """Read and validate the extracts, train on the dates, measure the list it would deploy, and register it as candidate.
+
+    The very first model has no weeks after its training window to be replayed on; a retrained one has.
+    """
+    home = settings.home()
+    logs.redact_prefect_logs()
+    registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
+    folder = params.extracts or settings.extracts_location(config)
+    sources, _ = ingest(store, run_id, folder, gx_context(home), config.validate_.max_invalid_share, home)
+    result = train_candidate(sources, dates, config.model.horizon_days, config.routing.table)
+    deployed = None
+    if evaluate:
+        capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}
+        deployed = evaluate_candidate(sources, result, config.model.name, config.rules.folder, config.routing.table, capacities,
+                                      config.ranking.policy())
+    return result, register_candidate(result, config.model.name, store, deployed), deployed
+
+
+@flow(name="train", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=SIDE_BY_SIDE))
+def train_first(params: RetrainParams) -> TrainSummary:
+    """Train a model on the config's training dates and register it as candidate; a person promotes it, or not."""
+    from prefect.runtime import flow_run
+
+    as_of = params.as_of or today_in_copenhagen()
+    config = settings.load_config(params.config)
+    store = Store.from_url(settings.database_url())
+    store.create_schema()
+    run_id = str(flow_run.id or f"local-train-{as_of}")
+    store.start_run(run_id, as_of, "train")
+    try:
+        result, version, _ = _train_and_register(store, run_id, params, config, config.model.training_as_of, evaluate=False)
+    except Exception as exc:
+        store.fail_run(run_id, type(exc).__name__, str(exc))
+        raise
+    store.finish_run(run_id, "completed", {"version": version, "candidate": result.candidate, "gate_passed": result.gate.passed})
+    return TrainSummary(config.model.name, version, result.candidate, result.gate.passed)
+
+
 @flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=SIDE_BY_SIDE))
 def retrain(params: RetrainParams) -> RetrainSummary:
     """Train a candidate on rolling quarterly dates, then pause until a named person approves or rejects it."""
@@ -121,21 +177,13 @@ def retrain(params: RetrainParams) -> RetrainSummary:
 
     as_of = params.as_of or today_in_copenhagen()
     config = settings.load_config(params.config)
-    home = settings.home()
-    logs.redact_prefect_logs()
     store = Store.from_url(settings.database_url())
     store.create_schema()
     run_id = str(flow_run.id or f"local-retrain-{as_of}")
     store.start_run(run_id, as_of, "retrain")
     try:
-        registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
-        folder = params.extracts or settings.extracts_location(config)
-        sources, _ = ingest(store, run_id, folder, gx_context(home), config.validate_.max_invalid_share, home)
         dates = training_dates(as_of, config.model.horizon_days, config.model.retrain_quarters)
-        result = train_candidate(sources, dates, config.model.horizon_days, config.routing.table)
-        capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}
-        deployed = evaluate_candidate(sources, result, config.model.name, config.rules.folder, config.routing.table, capacities)
-        version = register_candidate(result, config.model.name, store, deployed)
+        result, version, deployed = _train_and_register(store, run_id, params, config, dates, evaluate=True)
         gate = "passed" if deployed.gate.passed else f"{deployed.gate.verdict.replace('_', ' ').upper()}: promoting it needs override_gate with a reason"
         print(f"Candidate {config.model.name}/{version} ({result.candidate}) is registered; the deployed list's precision at capacity "
               f"{deployed.value('deployed')[0]:.3f} (points rule {deployed.value('points')[0]:.3f}) over {len(deployed.dates)} weeks; "

@@ -265,17 +265,6 @@ def promote(
     return Promotion(name=name, version=version, alias=alias, previous=previous, gate_passed=passed, overridden=not passed)
 
 
-def crown_first(name: str, version: str, *, engine: Any, gate_passed: bool) -> None:
-    """Make the very first version champion when none exists (the nightly flow's bootstrap), audited as the system's act."""
-    if alias_version(name, CHAMPION) is not None:
-        raise ValueError(f"{name} already has a champion; promotion is a person's decision (`tidlig models promote`)")
-    gate = "passed" if gate_passed else "FAILED - review and promote a model by hand"
-    reason = f"bootstrap: no champion existed, so the first trained model was crowned automatically (fairness gate {gate})"
-    with engine.begin() as conn:
-        audit_log.append(conn, ModelPromoted(name=name, version=version, alias=CHAMPION, by="system", reason=reason), actor="system")
-        set_alias(name, version, CHAMPION)
-
-
 def versions(name: str | None = None) -> list[dict[str, Any]]:
     """Registered versions (of one model or all): version, aliases, gate, mean AP, created."""
     from mlflow import MlflowClient

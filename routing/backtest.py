@@ -23,8 +23,8 @@ import polars as pl
 
 from features.table import feature_table
 from models.labels import open_case_teams
-from routing.flags import FlagDraft
-from routing.route import route
+from routing.flags import FlagDraft, Routing
+from routing.route import RankingPolicy, route
 from routing.suppression import HISTORY_SCHEMA, empty_history
 from routing.table import RoutingTable
 from rules.engine import RuleSet, evaluate
@@ -107,19 +107,11 @@ def _precision(persons: pl.DataFrame, children: pl.DataFrame, escalated: pl.Data
     return flagged_children.join(escalated, on="person", how="semi").height / flagged_children.height
 
 
-def _load(drafts: list[FlagDraft], table: RoutingTable) -> pl.DataFrame:
-    active = [d for d in drafts if not d.suppressed]
-    frame = pl.DataFrame(
-        {"team": [d.team for d in active], "queued": [d.queued for d in active]},
-        schema={"team": pl.String, "queued": pl.Boolean},
-    )
-    teams = pl.DataFrame({"team": [t.id for t in table.teams], "capacity": [t.weekly_capacity for t in table.teams]})
-    counts = frame.group_by("team").agg(flags=pl.len(), queued=pl.col("queued").sum())
-    return (
-        teams.join(counts, on="team", how="left")
-        .with_columns(pl.col("flags", "queued").fill_null(0).cast(pl.Int64))
-        .with_columns(within_capacity=pl.col("flags") - pl.col("queued"))
-        .select("team", "capacity", "flags", "within_capacity", "queued")
+def _load(routing: Routing) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(c.team, c.capacity, c.candidates, c.shown, c.below) for c in routing.cuts],
+        schema={"team": pl.String, "capacity": pl.Int64, "flags": pl.Int64, "within_capacity": pl.Int64, "below_capacity": pl.Int64},
+        orient="row",
     )
 
 
@@ -130,6 +122,7 @@ def backtest(
     as_of_dates: Iterable[date],
     table: RoutingTable,
     *,
+    policy: RankingPolicy,
     scorer: Scorer | None = None,
     horizon_days: int = 365,
     on_date: Callable[[date], None] | None = None,
@@ -160,10 +153,11 @@ def backtest(
             if open_in.get(side, (None,))[0] != week:
                 open_in[side] = (week, empty_history())
             hits = evaluate(ruleset, persons, as_of=as_of, families=families)
-            drafts = route(hits, persons, ruleset, table, as_of=as_of, families=families, history=open_in[side][1])
+            routing = route(hits, persons, ruleset, table, as_of=as_of, policy=policy, families=families, history=open_in[side][1])
+            drafts = routing.flags
             open_in[side] = (week, pl.concat([open_in[side][1], _still_open(drafts)]))
             flagged[side] = _flagged(drafts)
-            loads.append(_load(drafts, table).with_columns(as_of=pl.lit(as_of), side=pl.lit(side)))
+            loads.append(_load(routing).with_columns(as_of=pl.lit(as_of), side=pl.lit(side)))
             flagged[f"{side}_suppressed"] = sum(d.suppressed for d in drafts)
         if on_date is not None:  # progress for the command line
             on_date(as_of)
@@ -188,7 +182,7 @@ def backtest(
         )
     summary = pl.DataFrame(summaries, schema_overrides={f"precision_{s}": pl.Float64 for s in ("current", "proposed", "added", "removed")})
     load = pl.concat(loads).with_columns(week=pl.col("as_of").dt.strftime("%G-W%V")).select(
-        "as_of", "week", "side", "team", "capacity", "flags", "within_capacity", "queued"
+        "as_of", "week", "side", "team", "capacity", "flags", "within_capacity", "below_capacity"
     )
     return Backtest(current.version, proposed.version, summary, load, outcomes_until)
 
@@ -215,13 +209,13 @@ def report(result: Backtest) -> str:
             f"{row['removed']:>8}{pct(row['precision_current']):>10}{pct(row['precision_proposed']):>11}"
             f"{pct(row['precision_added']):>12}{pct(row['precision_removed']):>14}"
         )
-    lines += ["", "Load per team and week (new flags within capacity + queued, summed over the week's replayed nights; current -> proposed):"]
-    weekly = result.load.group_by("week", "side", "team", "capacity").agg(pl.col("within_capacity", "queued").sum())
-    wide = weekly.pivot(on="side", index=["week", "team", "capacity"], values=["within_capacity", "queued"])
+    lines += ["", "Load per team and week (new flags within capacity + below capacity, summed over the week's replayed nights; current -> proposed):"]
+    weekly = result.load.group_by("week", "side", "team", "capacity").agg(pl.col("within_capacity", "below_capacity").sum())
+    wide = weekly.pivot(on="side", index=["week", "team", "capacity"], values=["within_capacity", "below_capacity"])
     for row in wide.sort("week", "team").iter_rows(named=True):
         lines.append(
             f"  {row['week']}  {row['team']:<15} capacity {row['capacity']:>3}:  "
-            f"{row['within_capacity_current']:>3} + {row['queued_current']:>3} queued  ->  "
-            f"{row['within_capacity_proposed']:>3} + {row['queued_proposed']:>3} queued"
+            f"{row['within_capacity_current']:>3} + {row['below_capacity_current']:>3} below  ->  "
+            f"{row['within_capacity_proposed']:>3} + {row['below_capacity_proposed']:>3} below"
         )
     return "\n".join(lines)

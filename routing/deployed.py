@@ -35,7 +35,7 @@ from models.evaluate import ALL_TEAMS, ORACLE, TOP_SHARE, calibration_in_top, cl
 from models.labels import cohort, escalation
 from routing.backtest import persons_on, replay_dates
 from routing.flags import FlagDraft
-from routing.route import assign_teams, route
+from routing.route import RankingPolicy, assign_teams, route
 from routing.suppression import empty_history
 from routing.table import RoutingTable
 from rules.engine import RuleSet, evaluate
@@ -51,10 +51,10 @@ PAIRS = ((DEPLOYED, POINTS), (DEPLOYED, ORACLE), (MODEL, POINTS))
 
 def teams_list(
     hits: pl.DataFrame, persons: pl.DataFrame, ruleset: RuleSet, table: RoutingTable, *,
-    as_of: date, families: pl.DataFrame, history: pl.DataFrame,
+    as_of: date, policy: RankingPolicy, families: pl.DataFrame, history: pl.DataFrame,
 ) -> list[FlagDraft]:
-    """The one seam to routing: the flags, ranked and cut at capacity, exactly as the nightly run routes them."""
-    return route(hits, persons, ruleset, table, as_of=as_of, families=families, history=history)
+    """The one seam to routing: the flags a team sees, ranked and cut at capacity, exactly as the nightly run routes them."""
+    return route(hits, persons, ruleset, table, as_of=as_of, policy=policy, families=families, history=history).flags
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def evaluation_dates(sources: dict[str, pl.DataFrame], horizon_days: int, *, aft
 
 def replay(
     sources: dict[str, pl.DataFrame], as_of: date, *, model, model_version: str, ruleset: RuleSet,
-    table: RoutingTable, horizon_days: int, oracle: pl.DataFrame | None = None,
+    table: RoutingTable, policy: RankingPolicy, horizon_days: int, oracle: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """One as-of date replayed: the measured children with label, team, list and every ranking, and counts excluded."""
     def scorer(features: pl.DataFrame, known: dict[str, pl.DataFrame], day: date) -> pl.DataFrame:
@@ -126,7 +126,7 @@ def replay(
 
     persons, families = persons_on(sources, as_of, scorer)
     hits = evaluate(ruleset, persons, as_of=as_of, families=families)
-    drafts = teams_list(hits, persons, ruleset, table, as_of=as_of, families=families, history=empty_history())
+    drafts = teams_list(hits, persons, ruleset, table, as_of=as_of, policy=policy, families=families, history=empty_history())
     listed = pl.DataFrame(
         [(m, d.rank, not d.queued) for d in drafts if not d.suppressed for m in d.members],
         schema={"person": pl.String, "list_rank": pl.Int64, "on_list": pl.Boolean}, orient="row",
@@ -239,6 +239,7 @@ def evaluate_deployed(
     model_version: str,
     ruleset: RuleSet,
     table: RoutingTable,
+    policy: RankingPolicy,
     horizon_days: int = 365,
     oracle: pl.DataFrame | None = None,
     n_boot: int = 1000,
@@ -256,7 +257,7 @@ def evaluate_deployed(
     require_known_outcomes(sources, dates, horizon_days)
     parts, excluded = [], {"moved_away_or_died": 0, "list_places_to_non_residents": 0}
     for as_of in dates:
-        rows, counts = replay(sources, as_of, model=model, model_version=model_version, ruleset=ruleset, table=table,
+        rows, counts = replay(sources, as_of, model=model, model_version=model_version, ruleset=ruleset, table=table, policy=policy,
                               horizon_days=horizon_days, oracle=oracle)
         parts.append(rows)
         excluded = {k: excluded[k] + counts[k] for k in excluded}

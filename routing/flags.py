@@ -20,6 +20,7 @@ class Reason:
     values: dict[str, Any] = field(default_factory=dict)
     person: str | None = None  # whose reason it is; set on every person's reason of a family flag
     members: tuple[str, ...] = ()  # for a family rule: every member of the family whose values it read
+    legal_duty: str | None = None  # for a rule marked legal_duty: why the law says the flag must reach a person
 
     def __post_init__(self) -> None:
         # Read back from the store's JSON, the members come as a list.
@@ -48,7 +49,7 @@ class FlagDraft:
     team: str
     priority: int  # the most urgent priority among the reasons
     rank: int  # 1-based position in the team's list for this as-of date; 0 when suppressed (on no list)
-    queued: bool  # True when beyond the team's weekly capacity: waits, visible to the team lead
+    queued: bool  # flags stored before the capacity cut could wait beyond capacity; routing no longer queues
     score: int | None  # 1-20, None when the person was not scored
     probability: float | None
     model_version: str | None
@@ -58,6 +59,13 @@ class FlagDraft:
     # The model's top signals behind the score, in plain words (feature, value, contribution,
     # text_da, text_en; on a family flag also the member's person).
     signals: tuple[dict, ...] = ()
+    # Where the flag stood in the week's ranking (the config's ranking policy); None when suppressed.
+    ranking_value: float | None = None
+
+    @property
+    def legal_duty(self) -> bool:
+        """True when a reason's rule is a legal duty: the flag passed the team's capacity cut for it."""
+        return any(r.legal_duty for r in self.reasons)
 
     @property
     def suppressed(self) -> bool:
@@ -69,3 +77,49 @@ class FlagDraft:
         """The persons the flag is about: the family's members in order, or the one person."""
         named = [m for r in self.reasons for m in ((r.person,) if r.person is not None else r.members)]
         return tuple(dict.fromkeys(named)) or (self.person,)
+
+
+@dataclass(frozen=True)
+class BelowCapacity:
+    """A person or family that a rule raised but the week's ranking put below the team's capacity.
+
+    Not a flag and not a queue: nobody is asked to act on it. It is kept so that who was left out,
+    and why, can be audited and compared later with those just above the cut.
+    """
+
+    as_of: date
+    person: str  # for a family, the member it is routed by
+    target: str
+    team: str
+    rank: int  # position in the team's ranking of the week, after the flags shown
+    priority: int
+    ranking_value: float
+    score: int | None
+    probability: float | None
+    model_version: str | None
+    rules_version: str
+    rule_ids: tuple[str, ...]
+    members: tuple[str, ...]  # everyone it is about: a family's members, or the one person
+
+
+@dataclass(frozen=True)
+class TeamCut:
+    """One team's cut of the week: how many it could take, how many it sees and where the line fell."""
+
+    team: str
+    capacity: int
+    candidates: int  # flags the rules raised for the team, suppressed ones not counted
+    shown: int  # flags on the team's list: the best-ranked within capacity, and every legal duty
+    legal_duty: int  # of those shown, flags that passed the cut for a legal duty
+    below: int  # ranked below the capacity this week
+    cutoff_score: int | None  # score of the lowest-ranked flag shown on ranking (the capacity-th); None when all fit
+    cutoff_value: float | None  # its ranking value
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What routing decides for one as-of date: the flags teams see, those below capacity, and each team's cut."""
+
+    flags: list[FlagDraft]  # the teams' lists (rank 1 up) and what suppression held back (rank 0)
+    below: list[BelowCapacity]
+    cuts: list[TeamCut]

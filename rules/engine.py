@@ -35,13 +35,18 @@ _RULE_KEYS = {
     "id", "title_da", "title_en", "rationale", "owner", "legal_basis", "valid_from",
     "target", "priority", "condition", "reason_da", "reason_en", "tests",
 }
+# A rule that must always reach a person (a legal duty) says so, and why; it passes the capacity cut.
+_RULE_OPTIONAL = {"legal_duty", "why"}
 _SUPPRESSION_KEYS = _RULE_KEYS - {"target", "priority"}
 _CASE_KEYS = {"case", "given", "fires"}
 _CASE_OPTIONAL = {"reason_da", "reason_en"}
 # Ids end up in the casework store and in URLs: keep them plain.
 _RULE_ID = re.compile(r"^[a-z][a-z0-9-]*$")
 # family: for a family rule's hits (one per member), the family it fired for; null for a person's rule.
-_EMPTY_HITS = pl.DataFrame(schema={"person": pl.String, "rule_id": pl.String, "priority": pl.Int8, "family": pl.String})
+# legal_duty: the hit must reach a person whatever the team's capacity (the rule's legal_duty).
+_EMPTY_HITS = pl.DataFrame(
+    schema={"person": pl.String, "rule_id": pl.String, "priority": pl.Int8, "legal_duty": pl.Boolean, "family": pl.String}
+)
 _EMPTY_SUPPRESSIONS = pl.DataFrame(schema={"person": pl.String, "rule_id": pl.String})
 
 
@@ -79,6 +84,7 @@ class Rule:
     reason_en: str
     tests: tuple[RuleCase, ...]
     value_columns: tuple[str, ...]  # the evidence a reason shows: condition columns, then text fields
+    legal_duty: str | None = None  # why the law says a hit must reach a person, whatever the team's capacity
 
     def fires(self) -> pl.Expr:
         """True for rows of this rule's target whose condition holds; unknown (null) never fires."""
@@ -228,7 +234,7 @@ def _rule(file: str, spec: Any, index: int, kind: str = "rules") -> Rule | Suppr
     noun = "suppression rule" if suppression else "rule"
     rule_id = spec.get("id") if isinstance(spec, dict) else None
     where = f"{file}: {noun} '{rule_id}'" if isinstance(rule_id, str) else f"{file}: {noun} #{index + 1}"
-    _check_keys(spec, _SUPPRESSION_KEYS if suppression else _RULE_KEYS, set(), where)
+    _check_keys(spec, _SUPPRESSION_KEYS if suppression else _RULE_KEYS, set() if suppression else _RULE_OPTIONAL, where)
     if not isinstance(rule_id, str) or not _RULE_ID.match(rule_id):
         raise RuleError(
             f"{where}, key 'id': {rule_id!r} must be lowercase letters, digits and '-', like 'child-school-absence'"
@@ -273,11 +279,23 @@ def _rule(file: str, spec: Any, index: int, kind: str = "rules") -> Rule | Suppr
             value_columns=tuple(dict.fromkeys([*condition_columns, *fields])),
         )
     return Rule(
-        file=file, id=rule_id, **texts, valid_from=spec["valid_from"], target=spec["target"],
+        file=file, id=rule_id, **texts, legal_duty=_legal_duty(spec, where), valid_from=spec["valid_from"], target=spec["target"],
         priority=spec["priority"], condition=spec["condition"].strip(), reason_da=spec["reason_da"].strip(),
         reason_en=spec["reason_en"].strip(), tests=tests,
         value_columns=tuple(dict.fromkeys([*condition_columns, *fields])),
     )
+
+
+def _legal_duty(spec: dict[str, Any], where: str) -> str | None:
+    """The rule's `why` when it is marked legal_duty: true; a duty without a why, or a why without a duty, is refused."""
+    duty = spec.get("legal_duty", False)
+    if not isinstance(duty, bool):
+        raise RuleError(f"{where}, key 'legal_duty': expected true or false, got {duty!r}")
+    if duty and "why" not in spec:
+        raise RuleError(f"{where}, key 'why': a rule with legal_duty: true must say why the law requires that every hit reaches a person")
+    if not duty and "why" in spec:
+        raise RuleError(f"{where}, key 'why': only a rule with legal_duty: true has a why; add legal_duty: true or remove why")
+    return _text(spec, "why", where) if duty else None
 
 
 def _rule_paths(source: Path | str | Iterable[Path | str]) -> list[Path]:
@@ -336,7 +354,7 @@ def load_rules(source: Path | str | Iterable[Path | str] = RULES_DIR) -> RuleSet
 def evaluate(
     ruleset: RuleSet, persons: pl.DataFrame, *, as_of: date | None = None, families: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    """One row per rule that fired for a person: person, rule_id, priority, family and the values it read.
+    """One row per rule that fired for a person: person, rule_id, priority, legal_duty, family and the values it read.
 
     A family rule is evaluated over one row per family, built from `families` (parent-child links)
     and the members' rows; when it fires, every member gets a hit carrying the family's id and values.
@@ -358,6 +376,7 @@ def evaluate(
             "person",
             pl.lit(rule.id).alias("rule_id"),
             pl.lit(rule.priority, dtype=pl.Int8).alias("priority"),
+            pl.lit(rule.legal_duty is not None).alias("legal_duty"),
             *rule.value_columns,
         )
         for rule in person_rules
@@ -374,6 +393,7 @@ def evaluate(
                 "family",
                 pl.lit(rule.id).alias("rule_id"),
                 pl.lit(rule.priority, dtype=pl.Int8).alias("priority"),
+                pl.lit(rule.legal_duty is not None).alias("legal_duty"),
                 *rule.value_columns,
             )
             .join(members, on="family")

@@ -217,7 +217,7 @@ def run_nightly(
         return
     typer.echo(
         f"Run {summary.run_id} for {summary.as_of}: {summary.flags_created} new flags "
-        f"({summary.flags_total} in all), {summary.rows_quarantined} rows quarantined, "
+        f"({summary.flags_total} in all), {summary.below_capacity} below capacity, {summary.rows_quarantined} rows quarantined, "
         f"model {summary.model_version}, rules {summary.rules_version}."
     )
 
@@ -225,9 +225,10 @@ def run_nightly(
 @app.command()
 def demo(
     persons: Annotated[Optional[int], typer.Option(min=200, help="Residents of the synthetic municipality (default from config).")] = None,
+    by: Annotated[str, typer.Option("--by", help="The demo user's name: the person who promotes the demo's model, recorded in the audit log.")] = "demo",
     config: ConfigOption = None,
 ) -> None:
-    """Make a synthetic municipality, run the nightly flow on it and print each team's flag list."""
+    """Make a synthetic municipality, train a model and promote it in the demo user's name, run the nightly flow and print each team's flag list."""
     from sources.synth import SynthSpec, generate
     from tidlig import settings
 
@@ -240,11 +241,21 @@ def demo(
     spec = SynthSpec(persons=persons or cfg.synth.persons, seed=cfg.synth.seed, start=cfg.synth.start, end=cfg.synth.end)
     typer.echo(f"Generating a synthetic municipality of {spec.persons} residents in {home} ...")
     folder = generate(spec).write(home)
+    from tidlig.model_commands import models_promote, train_candidate
+
+    typer.echo("Training a model on the synthetic registers ...")
+    trained = train_candidate(cfg.features.as_of, folder, config)
+    # Which model scores citizens is a person's decision, also in the demo: the demo user decides, by the same command.
+    models_promote(
+        trained.name, trained.version, by=by, reason="tidlig demo: a model trained on a synthetic municipality",
+        override_gate=None if trained.gate_passed else "tidlig demo: synthetic residents only, never real citizens",
+        alias="champion", tracking_uri=None,
+    )
     typer.echo(f"Running the nightly flow through Prefect for as-of {cfg.features.as_of} ...")
     summary = _run_nightly(cfg.features.as_of, folder, config)
     first = _print_team_lists(summary.as_of)
     typer.echo(
-        f"\n{summary.flags_total} flags ({summary.flags_created} new) from model {summary.model_version} "
+        f"\n{summary.flags_total} flags ({summary.flags_created} new), {summary.below_capacity} below capacity, from model {summary.model_version} "
         f"and rules {summary.rules_version}; {summary.rows_quarantined} source rows quarantined.\n"
         "Where to look next (each line runs as printed, from this folder):"
     )
@@ -281,13 +292,13 @@ def _print_team_lists(as_of: date):
     store = _store()
     flags = store.list_flags(as_of=as_of)
     first = None
-    for team in sorted({f.team for f in flags}):
-        team_flags = [f for f in flags if f.team == team]
+    for cut in store.capacity_cuts(as_of=as_of):
+        team_flags = [f for f in flags if f.team == cut.team]
         suppressed = sum(f.status == "suppressed" for f in team_flags)
-        waiting = sum(f.queued for f in team_flags)
-        shown = len(team_flags) - waiting - suppressed
+        line = f"cut-off score {cut.cutoff_score}" if cut.cutoff_score is not None else "no cut-off: all fit"
         typer.secho(
-            f"\n{team}: {shown} flags this week, {waiting} waiting beyond capacity, {suppressed} suppressed (kept with the reason)",
+            f"\n{cut.team}: {cut.shown} flags this week (capacity {cut.capacity}; {cut.legal_duty} by legal duty), "
+            f"{cut.below} below capacity ({line}), {suppressed} suppressed (kept with the reason)",
             bold=True,
         )
         for f in team_flags:
@@ -356,6 +367,8 @@ def flags_show(
     typer.echo(f"Rules version: {f.rules_version}\nReasons:")
     for r in f.reasons:
         typer.echo(f"  - {r.text_da} / {r.text_en}  [{r.rule_id}: {r.values}]")
+        if r.legal_duty:
+            typer.echo(f"    legal duty, on the list whatever the team's capacity: {r.legal_duty}")
     if f.signals:
         typer.echo("What raised the score most:")
         for signal in f.signals:
@@ -543,7 +556,7 @@ def rules_backtest(
                 table, sources["support_measures"], model, f"{cfg.model.name}/{version}", as_of
             ).select("person", "score", "probability", "model_version")
     with progress(f"Replaying {len(dates)} as-of dates", total=len(dates)) as step:
-        replayed = backtest(sources, current_rules, proposed, dates, table, scorer=scorer,
+        replayed = backtest(sources, current_rules, proposed, dates, table, policy=cfg.ranking.policy(), scorer=scorer,
                             horizon_days=cfg.model.horizon_days, on_date=lambda as_of: step(f"Replayed {as_of}"))
     typer.echo(report(replayed))
 

@@ -49,6 +49,33 @@ def models_list(
                    f"{r['estimator']:<24} AP {r['average_precision'] or '-':<7} {created}")
 
 
+def train_candidate(as_of, extracts: Path | None, config: Path | None):
+    """Run the training flow: a model trained on the config's training dates, registered as candidate only."""
+    from flows.retrain import RetrainParams, train_first
+    from tidlig.cli import _prepare_prefect
+
+    _prepare_prefect()
+    try:
+        return train_first(RetrainParams(as_of=as_of, extracts=extracts, config=config))
+    except Exception as exc:
+        # The flow recorded the failure in the store; the traceback is in the flow run's log.
+        _fail(f"training failed ({type(exc).__name__}): {exc}")
+
+
+@models_app.command("train")
+def models_train(
+    extracts: Annotated[Optional[Path], typer.Option(help="Folder of extracts (default: TIDLIG_HOME/extracts or sources.database).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Config file (default: the embedded defaults).")] = None,
+) -> None:
+    """Train a model on the config's training dates and register it as candidate; it scores nobody until a person promotes it."""
+    summary = train_candidate(None, extracts, config)
+    gate = "passed" if summary.gate_passed else "FAILED (promoting it needs --override-gate REASON)"
+    typer.echo(
+        f"Registered {summary.name} version {summary.version} ({summary.candidate}) as candidate; fairness gate {gate}.\n"
+        f"Nothing is scored with it until a person promotes it: tidlig models promote {summary.name} {summary.version} --by NAME --reason TEXT"
+    )
+
+
 @models_app.command("promote")
 def models_promote(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
@@ -144,7 +171,7 @@ def models_evaluate(
             dates = replay_dates(start, end, every)
         with progress(f"Replaying {len(dates)} as-of dates", total=len(dates)) as step:
             evaluation = evaluate_deployed(sources, dates, model=model, model_version=f"{cfg.model.name}/{chosen}", ruleset=ruleset,
-                                           table=table, horizon_days=cfg.model.horizon_days, n_boot=boot,
+                                           table=table, policy=cfg.ranking.policy(), horizon_days=cfg.model.horizon_days, n_boot=boot,
                                            on_date=lambda as_of: step(f"Replayed {as_of}"))
     except (ValueError, RuleError, RoutingError, ExtractError) as exc:
         _fail(str(exc))

@@ -78,6 +78,28 @@ class Routing(_Section):
     table: Path | None = None
 
 
+class Ranking(_Section):
+    risk_weight: float = Field(ge=0)
+    urgency: dict[int, float]
+
+    @field_validator("urgency")
+    @classmethod
+    def _every_priority(cls, urgency: dict[int, float]) -> dict[int, float]:
+        from rules.engine import PRIORITIES
+
+        if set(urgency) != set(PRIORITIES):
+            raise ValueError(f"give a value for each rule priority {list(PRIORITIES)} and no other, got {sorted(urgency)}")
+        if any(value < 0 for value in urgency.values()):
+            raise ValueError(f"values must be 0 or more, got {urgency}")
+        return urgency
+
+    def policy(self):
+        """The ranking policy routing applies."""
+        from routing.route import RankingPolicy
+
+        return RankingPolicy(risk_weight=self.risk_weight, urgency=dict(self.urgency))
+
+
 class Config(_Section):
     synth: Synth
     sources: Sources
@@ -86,6 +108,7 @@ class Config(_Section):
     model: Model
     rules: Rules
     routing: Routing
+    ranking: Ranking
 
 
 def load_config(path: Path | None = None) -> Config:

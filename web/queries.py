@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from audit.log import Entry, audit_events, reading
-from casework.store import FLAG_STATUSES, LOCAL_ZONE, decisions, flags, runs
+from casework.store import FLAG_STATUSES, LOCAL_ZONE, capacity_cuts, decisions, flags, runs
 
 PAGE_SIZE = 50
 AUDIT_PAGE_SIZE = 100
@@ -199,6 +199,29 @@ def team_load(engine: Engine, team: str) -> TeamLoad:
         ).scalar_one()
     open_total, deferred = by_status.get("open", 0) + due, by_status.get("deferred", 0) - due
     return TeamLoad(latest, in_capacity, queued, open_total, deferred, decided, queue)
+
+
+@dataclass(frozen=True)
+class WeeklyCut:
+    """Where the team's capacity cut the latest ranking: what it could take, what it sees, what fell below."""
+
+    as_of: date
+    capacity: int
+    candidates: int
+    shown: int
+    legal_duty: int
+    below: int
+    cutoff_score: int | None
+
+
+def weekly_cut(engine: Engine, team: str) -> WeeklyCut | None:
+    """The team's cut of the latest as-of date routed with a capacity cut, or None before the first."""
+    columns = [capacity_cuts.c[name] for name in WeeklyCut.__dataclass_fields__]
+    with reading(engine) as conn:
+        row = conn.execute(
+            sa.select(*columns).where(capacity_cuts.c.team == team).order_by(capacity_cuts.c.as_of.desc()).limit(1)
+        ).first()
+    return WeeklyCut(**row._mapping) if row else None
 
 
 def search_audit(

@@ -1,4 +1,4 @@
-"""The team lead's page: the team's load, its weekly capacity and the queue beyond it."""
+"""The team lead's page: the team's load, its weekly capacity and where it cut the week's ranking."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ async def set_capacity(request: Request, viewer: Viewer = Depends(require_form("
 def _page(request: Request, viewer: Viewer, *, message: str | None = None, error: str | None = None, status_code: int = 200) -> Response:
     team = accounts(request).get_team(viewer.user.team)
     load = queries.team_load(request.app.state.store.engine, team.id)
+    cut = queries.weekly_cut(request.app.state.store.engine, team.id)
     members = [user for user in accounts(request).list_users() if user.team == team.id]
     return render(
-        request, "team.html", status_code=status_code, team=team, load=load, members=members, message=message, error=error,
+        request, "team.html", status_code=status_code, team=team, load=load, cut=cut, members=members, message=message, error=error,
         names={user.username: user.display_name for user in accounts(request).list_users()},
     )

@@ -407,3 +407,40 @@ def test_of_decisions_racing_on_one_flag_exactly_one_wins_and_none_is_lost(store
     assert lost == 0
     assert len(read(store.engine, kind="flag.decided")) == RACES
     assert verify(store.engine).ok
+
+
+def test_below_capacity_and_each_teams_cut_are_kept_once_with_the_flags_and_audited(store, run):
+    from routing.flags import BelowCapacity, TeamCut
+
+    below = BelowCapacity(
+        as_of=AS_OF, person="P9", target="child", team="familie-nord", rank=2, priority=3, ranking_value=0.12,
+        score=17, probability=0.12, model_version="risk@7", rules_version="2026.11", rule_ids=("child-high-score",),
+        members=("P9",),
+    )
+    cuts = [
+        TeamCut("familie-nord", capacity=1, candidates=2, shown=1, legal_duty=0, below=1, cutoff_score=14, cutoff_value=0.31),
+        TeamCut("familie-syd", capacity=8, candidates=0, shown=0, legal_duty=0, below=0, cutoff_score=None, cutoff_value=None),
+    ]
+    shown = draft("P1")
+    store.save_flags(run, [shown], below=[below], cuts=cuts)
+    store.start_run("run-2", AS_OF, "nightly")
+    store.save_flags("run-2", [shown], below=[below], cuts=cuts)  # a rerun of the date adds nothing twice
+
+    assert store.below_capacity(team="familie-nord") == [below]
+    assert store.below_capacity(team="familie-syd") == []
+    assert store.capacity_cuts(as_of=AS_OF) == cuts
+    cut_events = [e for e in read(store.engine) if e.kind == "team.capacity_cut"]
+    assert [(e.payload["team"], e.payload["below"], e.payload["cutoff_score"]) for e in cut_events] == [
+        ("familie-nord", 1, 14), ("familie-syd", 0, None),
+    ]
+    # Below capacity is not a flag: it holds nobody back as an open flag the next night.
+    assert [f.person for f in store.list_flags()] == ["P1"]
+    assert set(store.decision_history(AS_OF + timedelta(days=1))["person"]) == {"P1"}
+    assert verify(store.engine).ok
+
+    # AS_OF is a Sunday: what it showed used the week's capacity for that week only.
+    assert store.shown_this_week(AS_OF) == {}
+    assert store.shown_this_week(AS_OF + timedelta(days=1)) == {}  # a new week
+    store.start_run("run-3", AS_OF - timedelta(days=2), "nightly")
+    store.save_flags("run-3", [draft("P7", as_of=AS_OF - timedelta(days=2))], cuts=cuts)
+    assert store.shown_this_week(AS_OF) == {"familie-nord": 1, "familie-syd": 0}

@@ -96,3 +96,36 @@ def prefect_server(tmp_path_factory) -> PrefectServer:
         deployed = server.run("deploy", "--all", "--no-prompt").stdout
         assert "nightly/nightly" in deployed and "nightly/nightly-partition" in deployed, deployed[-2000:]
         yield server
+
+
+def _promote_a_champion(extracts: Path, *, home: Path | None = None, config: Path | None = None) -> str:
+    """Train a model on the extracts and promote it as a named person would: the nightly run scores only with a champion.
+
+    With home, the model and the promotion go to that TIDLIG_HOME's own stores (as a worker started with it sees them).
+    """
+    from casework.store import Store
+    from flows.retrain import RetrainParams, train_first
+    from models import registry
+    from tidlig import settings
+
+    saved = {k: os.environ.get(k) for k in ("TIDLIG_HOME", "TIDLIG_DATABASE_URL", "MLFLOW_TRACKING_URI")}
+    if home is not None:
+        os.environ["TIDLIG_HOME"] = str(home)
+        os.environ.pop("TIDLIG_DATABASE_URL", None)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        trained = train_first(RetrainParams(as_of="2026-11-01", extracts=extracts, config=config))
+        store = Store.from_url(settings.database_url())
+        registry.promote(trained.name, trained.version, by="Lone Leder", reason="first model for the test municipality",
+                         engine=store.engine, override=None if trained.gate_passed else "synthetic test municipality")
+        store.close()
+        return trained.version
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+@pytest.fixture(scope="session")
+def promote_a_champion(prefect_api):
+    """The helper above: train a model and promote it in a person's name before a nightly run."""
+    return _promote_a_champion

@@ -32,7 +32,7 @@ SAME = ("as_of", "person", "target", "team", "priority", "rank", "queued", "stat
 
 
 @pytest.fixture(scope="module")
-def town(tmp_path_factory, prefect_api):
+def town(tmp_path_factory, prefect_api, promote_a_champion):
     """Extracts, a shared model registry and pseudonym key, and the flags of one uninterrupted run (in this process)."""
     from prefect.settings import PREFECT_API_URL
 
@@ -41,20 +41,21 @@ def town(tmp_path_factory, prefect_api):
     base = tmp_path_factory.mktemp("crash")
     config = load_config()
     folder = generate(SynthSpec(persons=1000, seed=21, start=config.synth.start, end=config.synth.end, mess=0.02)).write(base / "data")
-    # Three training dates instead of eleven: the first champion trains in seconds.
+    # Three training dates instead of eleven: the champion trains in seconds.
     raw = yaml.safe_load(DEFAULTS_FILE.read_text(encoding="utf-8"))
     raw["model"]["training_as_of"] = ["2024-08-01", "2025-02-01", "2025-08-01"]
     config_file = base / "config.yaml"
     config_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
     shared = {
         "TIDLIG_PSEUDONYM_KEY": "5e" * 32,  # the same pseudonyms in every home
-        "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'mlflow.db'}",  # the champion the reference run trains
+        "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'mlflow.db'}",  # the champion every run scores with
         "TIDLIG_HOME": str(base / "reference"),
     }
     saved = {k: os.environ.get(k) for k in (*shared, "TIDLIG_DATABASE_URL")}
     os.environ.update(shared)
     os.environ.pop("TIDLIG_DATABASE_URL", None)
     try:
+        promote_a_champion(folder, config=config_file)
         assert nightly(NightlyParams(as_of=AS_OF, extracts=folder, config=config_file)).flags_created
     finally:
         for key, value in saved.items():

@@ -13,10 +13,11 @@ from tidlig.settings import load_config
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 
 
-def test_nightly_deployment_runs_on_a_real_server_and_worker(tmp_path, prefect_server):
+def test_nightly_deployment_runs_on_a_real_server_and_worker(tmp_path, prefect_server, promote_a_champion):
     home = tmp_path / "home"
     config = load_config()
     folder = generate(SynthSpec(persons=1500, seed=21, start=config.synth.start, end=config.synth.end)).write(home)
+    promote_a_champion(folder, home=home)
     with prefect_server.worker("nightly-worker", TIDLIG_HOME=str(home)) as log:
         params = json.dumps({"params": {"as_of": "2026-11-01", "extracts": str(folder)}})
         watched = prefect_server.run(

@@ -6,7 +6,7 @@ import logging
 import os
 import re
 from contextlib import contextmanager
-from dataclasses import replace
+
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from audit.log import read, verify
 from casework.accounts import Accounts
 from casework.store import Store
+from routing.table import load_routing_table
 from sources.registry import load_registry
 from sources.synth import SynthSpec, generate
 from tests.personal_data import Found, PersonalData, readable_by_others, scan_everywhere
@@ -29,8 +30,8 @@ AS_OF = date(2026, 11, 1)
 
 
 @pytest.fixture(scope="module")
-def nightly_run(tmp_path_factory, prefect_api):
-    """Run the flow once on 2,500 synthetic residents, then again for the same date."""
+def nightly_run(tmp_path_factory, prefect_api, promote_a_champion):
+    """Promote a model in a person's name, run the flow once on 2,500 synthetic residents, then again for the same date."""
     from flows.nightly import NightlyParams, nightly
 
     home = tmp_path_factory.mktemp("nightly") / "home"
@@ -38,6 +39,7 @@ def nightly_run(tmp_path_factory, prefect_api):
         config = load_config()
         town = generate(SynthSpec(persons=2500, seed=11, start=config.synth.start, end=config.synth.end))
         folder = town.write(home)
+        promote_a_champion(folder)
         first = nightly(NightlyParams(as_of=AS_OF, extracts=folder))
         second = nightly(NightlyParams(as_of=AS_OF, extracts=folder))
         yield home, first, second, town
@@ -130,10 +132,14 @@ def test_the_audit_log_holds_every_step_and_verifies(nightly_run):
     home, first, _, _ = nightly_run
     engine = _store(home).engine
     kinds = [e.kind for e in read(engine)]
-    assert kinds.count("run.started") == 2 and kinds.count("run.finished") == 2
+    # The training run a person's promotion followed, then the two nightly runs.
+    assert [e.payload["flow"] for e in read(engine, kind="run.started")] == ["train", "nightly", "nightly"]
+    assert kinds.count("run.finished") == 3 and kinds.index("model.promoted") < kinds.index("flag.created")
+    assert [e.actor for e in read(engine, kind="model.promoted")] == ["Lone Leder"]
     assert kinds.count("flag.created") == first.flags_created
-    # The rerun of the same key read nothing.
-    assert kinds.count("source.validated") == len(__import__("sources.registry", fromlist=["load_registry"]).load_registry())
+    assert kinds.count("team.capacity_cut") == len(load_routing_table().teams)
+    # The rerun of the same key read nothing: one validation per source for training, one for the first run.
+    assert kinds.count("source.validated") == 2 * len(__import__("sources.registry", fromlist=["load_registry"]).load_registry())
     assert verify(engine).ok
 
 
@@ -171,7 +177,28 @@ def test_caseworker_cli_lists_shows_decides_and_auditor_verifies(nightly_run, mo
     assert "flag.viewed" in kinds and "flag.decided" in kinds
 
 
-def test_a_broken_extract_stops_the_run_with_a_clear_message_and_keeps_its_quarantine(tmp_path, monkeypatch, prefect_api):
+def test_without_a_champion_the_run_scores_nobody_trains_nothing_and_says_how_a_person_promotes_one(tmp_path, monkeypatch, prefect_api):
+    from flows.nightly import NightlyParams, NoChampionError, nightly
+
+    monkeypatch.setenv("TIDLIG_HOME", str(tmp_path))
+    monkeypatch.delenv("TIDLIG_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = load_config()
+    folder = generate(SynthSpec(persons=300, seed=5, start=config.synth.start, end=config.synth.end)).write(tmp_path)
+
+    with pytest.raises(NoChampionError, match=r"tidlig models promote tidlig-child-escalation VERSION --by NAME --reason TEXT"):
+        nightly(NightlyParams(as_of=AS_OF, extracts=folder))
+
+    store = Store.from_url(f"sqlite:///{tmp_path / 'tidlig.db'}")
+    kinds = [e.kind for e in read(store.engine)]
+    assert "run.failed" in kinds and "model.registered" not in kinds and "model.promoted" not in kinds
+    assert store.list_flags() == [] and store.list_source_checks(read(store.engine, kind="run.failed")[0].payload["run_id"]) == []
+
+    cli = CliRunner().invoke(app, ["run", "nightly", "--as-of", AS_OF.isoformat(), "--extracts", str(folder)])
+    assert cli.exit_code == 2 and "tidlig models promote" in cli.output and "Traceback" not in cli.output
+
+
+def test_a_broken_extract_stops_the_run_with_a_clear_message_and_keeps_its_quarantine(nightly_run, tmp_path, monkeypatch, prefect_api):
     import polars as pl
 
     from flows.nightly import NightlyParams, nightly
@@ -179,6 +206,8 @@ def test_a_broken_extract_stops_the_run_with_a_clear_message_and_keeps_its_quara
 
     monkeypatch.setenv("TIDLIG_HOME", str(tmp_path))
     monkeypatch.delenv("TIDLIG_DATABASE_URL", raising=False)
+    # The champion promoted for the module's run: the extract is refused, not the missing model.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{nightly_run[0] / 'mlflow.db'}")
     config = load_config()
     folder = generate(SynthSpec(persons=400, seed=5, start=config.synth.start, end=config.synth.end)).write(tmp_path)
     absence = pl.read_parquet(folder / "school_absence.parquet")

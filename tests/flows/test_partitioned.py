@@ -22,12 +22,13 @@ print(json.dumps(nightly_by_municipality(PartitionedParams.model_validate_json(s
 """
 
 
-def test_two_municipalities_run_side_by_side_on_two_workers(tmp_path, prefect_server):
+def test_two_municipalities_run_side_by_side_on_two_workers(tmp_path, prefect_server, promote_a_champion):
     config = load_config()
     homes = {}
     for name, seed in (("aarhus", 31), ("odense", 32)):
         homes[name] = tmp_path / name
-        generate(SynthSpec(persons=1200, seed=seed, start=config.synth.start, end=config.synth.end)).write(homes[name])
+        folder = generate(SynthSpec(persons=1200, seed=seed, start=config.synth.start, end=config.synth.end)).write(homes[name])
+        promote_a_champion(folder, home=homes[name])
     # One run at a time per worker: the second municipality must go to the other worker.
     with prefect_server.worker("worker-1", "--limit", "1") as first, prefect_server.worker("worker-2", "--limit", "1") as second:
         params = {"as_of": AS_OF, "municipalities": [{"name": n, "home": str(h)} for n, h in homes.items()]}

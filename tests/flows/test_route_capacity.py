@@ -8,6 +8,7 @@ from flows.nightly import route_flags
 from routing.suppression import empty_history
 from rules.conditions import PERSON_SCHEMA
 from rules.engine import evaluate, load_rules
+from tidlig.settings import load_config
 
 AS_OF = date(2026, 11, 1)
 
@@ -19,9 +20,12 @@ def test_a_team_leads_capacity_wins_over_the_routing_table():
     hits = evaluate(ruleset, frame)
     families = pl.DataFrame(schema={"parent": pl.String, "child": pl.String})
 
-    def on_the_list(capacities):
-        drafts = route_flags.fn(hits, frame, ruleset, None, AS_OF, families, empty_history(), capacities)
-        return sum(not d.queued for d in drafts)
+    def on_the_list(capacities, used=None):
+        routing = route_flags.fn(hits, frame, ruleset, None, AS_OF, families, empty_history(), capacities, load_config().ranking.policy(), used)
+        return len(routing.flags)
 
     assert on_the_list({}) == 5  # the routing table's 8 for familie-nord
     assert on_the_list({"familie-nord": 2}) == 2
+    # The capacity is the week's: flags earlier nights of the week put on the list use it up.
+    assert on_the_list({}, {"familie-nord": 6}) == 2
+    assert on_the_list({"familie-nord": 2}, {"familie-nord": 5}) == 0

@@ -99,19 +99,17 @@ def test_promotion_is_refused_by_a_failed_gate_and_accepted_with_an_override(reg
     assert listed.exit_code == 0 and "champion" in listed.output and "candidate" in listed.output
 
 
-def test_a_passed_gate_promotes_without_override_and_the_bootstrap_is_audited(registered):
+def test_a_passed_gate_promotes_without_override_in_the_name_of_the_person_deciding(registered):
     from mlflow import MlflowClient
 
     _, version, store, _ = registered
     MlflowClient().set_model_version_tag("m", version, registry.GATE_TAG, "passed")
-    registry.crown_first("m", version, engine=store.engine, gate_passed=True)
+    assert registry.alias_version("m", "champion") is None  # registering never makes a champion
+    done = registry.promote("m", version, by="Birgit Leder", reason="first model", engine=store.engine)
     assert registry.alias_version("m", "champion") == version
-    with pytest.raises(ValueError, match="already has a champion"):
-        registry.crown_first("m", version, engine=store.engine, gate_passed=True)
-    done = registry.promote("m", version, by="Birgit Leder", reason="re-affirm", engine=store.engine)
-    assert done.previous == version and not done.overridden
+    assert done.previous is None and not done.overridden
     promoted = [e for e in read(store.engine) if e.kind == "model.promoted"]
-    assert promoted[0].actor == "system" and promoted[0].payload["reason"].startswith("bootstrap")
+    assert [e.actor for e in promoted] == ["Birgit Leder"]
     with pytest.raises(ValueError, match="reason"):
         registry.promote("m", version, by="Birgit Leder", reason=" ", engine=store.engine)
 
@@ -214,11 +212,12 @@ def test_with_the_deployed_evaluation_its_numbers_plots_and_gate_are_the_version
     from routing.deployed import evaluate_deployed, evaluation_dates
     from routing.table import load_routing_table
     from rules.engine import load_rules
+    from tidlig.settings import load_config
 
     town = generate(SynthSpec(persons=2500, seed=5, start=date(2021, 1, 1), end=date(2026, 10, 31)))
     dates = evaluation_dates(town.extracts, 365, after=max(trained.training_as_of))[:12]
     deployed = evaluate_deployed(town.extracts, dates, model=trained.model, model_version="m/candidate", ruleset=load_rules(),
-                                 table=load_routing_table(), oracle=town.oracle, n_boot=100)
+                                 table=load_routing_table(), policy=load_config().ranking.policy(), oracle=town.oracle, n_boot=100)
     uri = f"sqlite:///{tidlig_home / 'mlflow.db'}"
     registry.connect(uri, tidlig_home / "mlartifacts")
     store = Store.from_url(f"sqlite:///{tidlig_home / 'tidlig.db'}")

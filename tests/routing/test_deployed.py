@@ -14,8 +14,10 @@ from routing import deployed
 from routing.table import load_routing_table
 from rules.engine import load_rules
 from sources.synth import SynthSpec, generate
+from tidlig.settings import load_config
 
 AS_OF = date(2025, 6, 6)
+POLICY = load_config().ranking.policy()
 
 
 class ByNotifications:
@@ -40,7 +42,7 @@ def test_the_replay_measures_only_children_who_still_live_here(town):
     gone = set(scored.filter(pl.col("moved_away") | pl.col("deceased"))["person"])
     assert gone, "the town should have children who moved away before the date"
     rows, counts = deployed.replay(town.extracts, AS_OF, model=ByNotifications(), model_version="m/1", ruleset=load_rules(),
-                                   table=load_routing_table(), horizon_days=365)
+                                   table=load_routing_table(), policy=POLICY, horizon_days=365)
     assert not gone & set(rows["person"])
     assert rows.height == scored.height - len(gone) and counts["moved_away_or_died"] == len(gone)
 
@@ -64,14 +66,14 @@ def test_paired_differences_have_the_sign_of_the_better_list():
 def test_the_evaluation_refuses_fewer_than_twelve_weeks(town):
     with pytest.raises(ValueError, match="at least 12"):
         deployed.evaluate_deployed(town.extracts, [AS_OF], model=ByNotifications(), model_version="m/1",
-                                   ruleset=load_rules(), table=load_routing_table())
+                                   ruleset=load_rules(), table=load_routing_table(), policy=POLICY)
 
 
 def test_weeks_before_the_rules_were_in_force_are_refused_with_the_reason(town):
     dates = deployed.replay_dates(date(2024, 1, 5), date(2024, 3, 22))  # the rules are valid from 2025
     with pytest.raises(ValueError, match="valid_from"):
         deployed.evaluate_deployed(town.extracts, dates, model=ByNotifications(), model_version="m/1",
-                                   ruleset=load_rules(), table=load_routing_table())
+                                   ruleset=load_rules(), table=load_routing_table(), policy=POLICY)
 
 
 @pytest.mark.slow
@@ -94,7 +96,7 @@ def test_a_tiny_municipality_end_to_end(town, monkeypatch):
 
     monkeypatch.setattr(deployed, "teams_list", spy)
     ev = deployed.evaluate_deployed(town.extracts, dates, model=trained.model, model_version="m/1", ruleset=load_rules(),
-                                    table=load_routing_table(), oracle=town.oracle, n_boot=200, trained_until=date(2024, 11, 1))
+                                    table=load_routing_table(), policy=POLICY, oracle=town.oracle, n_boot=200, trained_until=date(2024, 11, 1))
     assert len(routed) == 12  # every date goes through the one seam to routing
     total = ev.at_capacity.filter(pl.col("team") == "all")
     assert set(total["list"]) == {"deployed", "model", "points", "oracle"}

@@ -11,10 +11,12 @@ from routing.route import route
 from routing.table import load_routing_table
 from rules.conditions import PERSON_SCHEMA
 from rules.engine import evaluate, load_rules
+from tidlig.settings import load_config
 
 AS_OF = date(2025, 6, 2)
 RULESET = load_rules()
 TABLE = load_routing_table()
+POLICY = load_config().ranking.policy()
 PARENT_SIGNALS = {"substance_treatment_365d": 1, "benefit_weeks_365d": 40, "children_in_household": 2}
 
 
@@ -35,7 +37,7 @@ def links(*pairs: tuple[str, str]) -> pl.DataFrame:
 
 
 def drafts(frame: pl.DataFrame, families: pl.DataFrame) -> dict:
-    return {d.person: d for d in route(evaluate(RULESET, frame), frame, RULESET, TABLE, as_of=AS_OF, families=families)}
+    return {d.person: d for d in route(evaluate(RULESET, frame), frame, RULESET, TABLE, as_of=AS_OF, policy=POLICY, families=families).flags}
 
 
 def test_parent_and_children_flagged_become_one_family_flag_with_every_member_and_reason():
@@ -98,12 +100,12 @@ def test_three_generations_joined_through_flagged_persons_are_one_family():
 
 def test_no_families_frame_means_no_merging():
     frame = persons(child("kid", score=20), adult("mother", **PARENT_SIGNALS))
-    assert {f.target for f in route(evaluate(RULESET, frame), frame, RULESET, TABLE, as_of=AS_OF)} == {"child", "adult"}
+    assert {f.target for f in route(evaluate(RULESET, frame), frame, RULESET, TABLE, as_of=AS_OF, policy=POLICY).flags} == {"child", "adult"}
 
 
 def family_drafts(frame: pl.DataFrame, families: pl.DataFrame) -> dict:
     hits = evaluate(RULESET, frame, families=families)
-    return {d.person: d for d in route(hits, frame, RULESET, TABLE, as_of=AS_OF, families=families)}
+    return {d.person: d for d in route(hits, frame, RULESET, TABLE, as_of=AS_OF, policy=POLICY, families=families).flags}
 
 
 def test_a_family_rule_makes_one_family_flag_listing_every_member_and_the_family_values():

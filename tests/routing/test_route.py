@@ -1,7 +1,8 @@
-"""route: the right team by open case, age band, district and benefit; one flag per person; capacity queues."""
+"""route: the right team by open case, age band, district and benefit; one flag per person; one ranking cut at capacity."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import polars as pl
@@ -9,14 +10,16 @@ import pytest
 import yaml
 
 from routing.flags import FlagDraft
-from routing.route import assign_teams, route
+from routing.route import RankingPolicy, assign_teams, route
 from routing.table import TEAMS_FILE, RoutingError, RoutingTable, load_routing_table
 from rules.conditions import PERSON_SCHEMA
 from rules.engine import evaluate, load_rules
+from tidlig.settings import load_config
 
 AS_OF = date(2025, 6, 2)
 RULESET = load_rules()
 TABLE = load_routing_table()
+POLICY = load_config().ranking.policy()
 
 
 def persons(*rows: dict) -> pl.DataFrame:
@@ -34,9 +37,12 @@ def adult(person: str, **values) -> dict:
     return base | values
 
 
+def routed(frame: pl.DataFrame, table=TABLE, policy=POLICY):
+    return route(evaluate(RULESET, frame), frame, RULESET, table, as_of=AS_OF, policy=policy)
+
+
 def flags_for(frame: pl.DataFrame, table=TABLE) -> dict[str, FlagDraft]:
-    flags = route(evaluate(RULESET, frame), frame, RULESET, table, as_of=AS_OF)
-    return {flag.person: flag for flag in flags}
+    return {flag.person: flag for flag in routed(frame, table).flags}
 
 
 def teams_of(*rows: dict) -> dict[str, str]:
@@ -105,9 +111,11 @@ def test_one_flag_per_person_with_all_reasons_most_urgent_first():
 
 
 def test_persons_without_hits_get_no_flag_and_no_hits_give_no_flags():
-    frame = persons(child("quiet", score=3), child("flagged", score=19))
+    frame = persons(child("quiet", notifications_365d=0), child("flagged", score=19))
     assert list(flags_for(frame)) == ["flagged"]
-    assert route(evaluate(RULESET, persons()), persons(), RULESET, TABLE, as_of=AS_OF) == []
+    nothing = routed(persons())
+    assert (nothing.flags, nothing.below) == ([], [])
+    assert [(c.team, c.shown, c.below, c.cutoff_score) for c in nothing.cuts] == [(t.id, 0, 0, None) for t in TABLE.teams]
 
 
 @pytest.fixture
@@ -125,54 +133,124 @@ def table_with(tmp_path):
     return make
 
 
-def test_capacity_queues_in_priority_then_score_order_and_drops_nobody(table_with):
+def test_one_ranking_mixes_urgency_and_risk_as_the_policy_says_and_cuts_at_capacity(table_with):
     frame = persons(
-        child("p3-score19", score=19),
-        child("p3-score20", score=20),
-        child("p2-unscored", school_absence_pct_90d=30.0),
-        child("p2-score17", school_absence_pct_90d=16.0, score=17),
-        child("p1-score9", parent_substance_treatment_365d=1, notifications_365d=1, score=9),
-        child("b-tie", score=20),
-        child("a-tie", score=20),
-        child("other-team", district="Syd", score=20),
+        child("p3-score20", score=20, probability=0.45),
+        child("p3-score19", score=19, probability=0.30),
+        child("p2-low-score", school_absence_pct_90d=30.0, score=1, probability=0.01),
+        child("p2-mid-score", school_absence_pct_90d=16.0, score=14, probability=0.12),
+        child("p1-score9", parent_substance_treatment_365d=1, notifications_365d=1, score=9, probability=0.08),
+        child("p2-unscored", school_absence_pct_90d=20.0),
+        child("other-team", district="Syd", score=20, probability=0.5),
     )
-    flags = route(evaluate(RULESET, frame), frame, RULESET, table_with(familie_nord=2), as_of=AS_OF)
-    nord = [f for f in flags if f.team == "familie-nord"]
-    assert [(f.person, f.rank, f.queued) for f in nord] == [
-        ("p1-score9", 1, False),
-        ("p2-score17", 2, False),
-        ("p2-unscored", 3, True),
-        ("a-tie", 4, True),
-        ("b-tie", 5, True),
-        ("p3-score20", 6, True),
-        ("p3-score19", 7, True),
+    policy = RankingPolicy(risk_weight=1.0, urgency={1: 0.2, 2: 0.1, 3: 0.0})
+    result = routed(frame, table_with(familie_nord=3), policy)
+    nord = [f for f in result.flags if f.team == "familie-nord"]
+    # values: 0.45, 0.30, 0.1 + 0.01, 0.1 + 0.12, 0.2 + 0.08, 0.1 + 0 (unscored)
+    assert [(f.person, f.rank) for f in nord] == [("p3-score20", 1), ("p3-score19", 2), ("p1-score9", 3)]
+    assert [round(f.ranking_value, 2) for f in nord] == [0.45, 0.30, 0.28]
+    assert [(b.person, b.rank, b.team) for b in result.below] == [
+        ("p2-mid-score", 4, "familie-nord"), ("p2-low-score", 5, "familie-nord"), ("p2-unscored", 6, "familie-nord"),
     ]
-    [syd] = [f for f in flags if f.team == "familie-syd"]
-    assert (syd.rank, syd.queued) == (1, False)
-    assert len(flags) == frame.height
+    cut = {c.team: c for c in result.cuts}
+    assert (cut["familie-nord"].candidates, cut["familie-nord"].shown, cut["familie-nord"].below) == (6, 3, 3)
+    # The score a child needed follows from capacity: the capacity-th ranked flag's.
+    assert (cut["familie-nord"].cutoff_score, round(cut["familie-nord"].cutoff_value, 2)) == (9, 0.28)
+    assert (cut["familie-syd"].shown, cut["familie-syd"].below, cut["familie-syd"].cutoff_score) == (1, 0, None)
+
+    # Urgency weighed heavier than risk puts every rule hit first, as the policy then says.
+    urgent = routed(frame, table_with(familie_nord=3), RankingPolicy(risk_weight=1.0, urgency={1: 2.0, 2: 1.0, 3: 0.0}))
+    assert [f.person for f in urgent.flags if f.team == "familie-nord"] == ["p1-score9", "p2-mid-score", "p2-low-score"]
 
 
-def test_zero_capacity_queues_everyone(table_with):
-    table = table_with(familie_nord=0, voksen=0)
-    flags = flags_for(persons(child("a", score=20), adult("b", benefit_weeks_365d=30, substance_treatment_365d=1, children_in_household=1)), table)
-    assert {p: (f.team, f.rank, f.queued) for p, f in flags.items()} == {
-        "a": ("familie-nord", 1, True), "b": ("voksen", 1, True),
+def test_a_low_score_rule_hit_no_longer_outranks_a_high_risk_child(table_with):
+    frame = persons(
+        child("absent-score-1", school_absence_pct_90d=25.0, score=1, probability=0.01),
+        child("score-20", score=20, probability=0.40),
+    )
+    result = routed(frame, table_with(familie_nord=1))
+    assert [f.person for f in result.flags] == ["score-20"]
+    [below] = result.below
+    assert (below.person, below.rank, below.rule_ids, below.score) == ("absent-score-1", 2, ("child-school-absence",), 1)
+
+
+def test_each_team_gets_exactly_its_capacity_and_everyone_else_is_recorded_below_it(table_with):
+    frame = persons(
+        *(child(f"nord-{i}", score=20, probability=i / 100) for i in range(1, 11)),
+        *(child(f"syd-{i}", district="Syd", score=20, probability=i / 100) for i in range(1, 6)),
+        *(child(f"baby-{i}", age=1, score=20, probability=i / 100) for i in range(1, 4)),
+    )
+    result = routed(frame, table_with(familie_nord=4, familie_syd=2, sundhedsplejen=5))
+    shown = {team: sorted(f.person for f in result.flags if f.team == team) for team in ("familie-nord", "familie-syd", "sundhedsplejen")}
+    assert shown == {
+        "familie-nord": ["nord-10", "nord-7", "nord-8", "nord-9"],
+        "familie-syd": ["syd-4", "syd-5"],
+        "sundhedsplejen": ["baby-1", "baby-2", "baby-3"],
     }
+    assert len(result.flags) + len(result.below) == frame.height  # nobody dropped
+    assert all(not f.queued for f in result.flags)
+    below_nord = [b for b in result.below if b.team == "familie-nord"]
+    assert [b.rank for b in below_nord] == [5, 6, 7, 8, 9, 10] and below_nord[0].person == "nord-6"
+    assert (below_nord[0].score, below_nord[0].probability, below_nord[0].members) == (20, 0.06, ("nord-6",))
+
+
+def test_zero_capacity_shows_nobody_but_records_everyone(table_with):
+    table = table_with(familie_nord=0, voksen=0)
+    result = routed(persons(child("a", score=20), adult("b", benefit_weeks_365d=30, substance_treatment_365d=1, children_in_household=1)), table)
+    assert result.flags == []
+    assert {b.person: (b.team, b.rank) for b in result.below} == {"a": ("familie-nord", 1), "b": ("voksen", 1)}
+
+
+def test_a_legal_duty_passes_the_cut_says_why_and_takes_capacity_first(table_with):
+    frame = persons(
+        child("notified", notifications_365d=2, days_since_last_notification=5, score=2, probability=0.01),
+        child("score-20", score=20, probability=0.40),
+        child("score-19", score=19, probability=0.30),
+    )
+    result = routed(frame, table_with(familie_nord=2))
+    flags = {f.person: f for f in result.flags}
+    assert set(flags) == {"notified", "score-20"} and [b.person for b in result.below] == ["score-19"]
+    assert flags["notified"].legal_duty and not flags["score-20"].legal_duty
+    [duty] = [r for r in flags["notified"].reasons if r.legal_duty]
+    assert duty.rule_id == "child-new-repeated-notification" and "underretning" in duty.legal_duty
+    [cut] = [c for c in result.cuts if c.team == "familie-nord"]
+    assert (cut.shown, cut.legal_duty, cut.below, cut.cutoff_score) == (2, 1, 1, 20)
+
+    # With no room left, a legal duty still reaches a person.
+    full = routed(frame, table_with(familie_nord=0))
+    assert [f.person for f in full.flags] == ["notified"]
+    [cut] = [c for c in full.cuts if c.team == "familie-nord"]
+    assert (cut.shown, cut.legal_duty, cut.below, cut.cutoff_score) == (1, 1, 2, None)
 
 
 def test_hits_for_a_person_not_in_persons_are_refused():
     hits = evaluate(RULESET, persons(child("ghost", score=20)))
     with pytest.raises(RoutingError, match=r"hits name 1 person\(s\) that are not in persons"):
-        route(hits, persons(child("someone-else")), RULESET, TABLE, as_of=AS_OF)
+        route(hits, persons(child("someone-else")), RULESET, TABLE, as_of=AS_OF, policy=POLICY)
 
 
 def test_a_person_twice_in_persons_is_refused():
     frame = persons(child("twice", score=20), child("twice", score=20))
     with pytest.raises(RoutingError, match=r"one row per person; 1 flagged person\(s\) have more"):
-        route(evaluate(RULESET, frame), frame, RULESET, TABLE, as_of=AS_OF)
+        routed(frame)
 
 
 def test_hits_from_another_rule_set_are_refused():
     hits = pl.DataFrame({"person": ["c"], "rule_id": ["retired-rule"], "priority": [1]})
     with pytest.raises(RoutingError, match=r"rule\(s\) \['retired-rule'\]"):
-        route(hits, persons(child("c")), RULESET, TABLE, as_of=AS_OF)
+        route(hits, persons(child("c")), RULESET, TABLE, as_of=AS_OF, policy=POLICY)
+
+
+def test_signals_go_to_the_flags_of_the_persons_they_explain_and_name_the_member_on_a_family_flag():
+    from routing.route import with_signals
+
+    signal = {"feature": "notifications_365d", "value": 3.0, "contribution": 0.2, "text_da": "3 underretninger", "text_en": "3 notifications"}
+    child_flag = flags_for(persons(child("kid", score=20, probability=0.3)))["kid"]
+    family_flag = replace(child_flag, person="lead", target="family", reasons=tuple(
+        replace(r, person=m) for m in ("lead", "mother") for r in child_flag.reasons
+    ))
+    explained = {"kid": [signal], "lead": [signal], "mother": [dict(signal, feature="benefit_weeks_365d")]}
+    single, family = with_signals([child_flag, family_flag], explained)
+    assert single.signals == (signal,)
+    assert [(s["person"], s["feature"]) for s in family.signals] == [("lead", "notifications_365d"), ("mother", "benefit_weeks_365d")]
+    assert with_signals([child_flag], {})[0].signals == ()

@@ -12,10 +12,12 @@ from routing.suppression import HISTORY_SCHEMA, latest_decisions, suppress
 from routing.table import RoutingError, load_routing_table
 from rules.conditions import PERSON_SCHEMA
 from rules.engine import evaluate, load_rules
+from tidlig.settings import load_config
 
 AS_OF = date(2025, 6, 2)
 RULESET = load_rules()
 TABLE = load_routing_table()
+POLICY = load_config().ranking.policy()
 
 
 def persons(*rows: dict) -> pl.DataFrame:
@@ -37,7 +39,7 @@ def history(*rows: dict) -> pl.DataFrame:
 
 
 def flags(frame: pl.DataFrame, past: pl.DataFrame | None = None, table=TABLE) -> dict:
-    drafts = route(evaluate(RULESET, frame), frame, RULESET, table, as_of=AS_OF, history=past)
+    drafts = route(evaluate(RULESET, frame), frame, RULESET, table, as_of=AS_OF, policy=POLICY, history=past).flags
     return {d.person: d for d in drafts}
 
 
@@ -144,10 +146,9 @@ def test_suppressed_flags_take_no_capacity(tmp_path):
     path = tmp_path / "teams.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     frame = persons(child("suppressed", score=20, case_team="familie-nord"), child("a", score=19), child("b", score=19))
-    result = flags(frame, table=load_routing_table(path))
-    assert {p: (f.rank, f.queued, f.suppressed) for p, f in result.items()} == {
-        "a": (1, False, False), "b": (2, True, False), "suppressed": (0, False, True),
-    }
+    result = route(evaluate(RULESET, frame), frame, RULESET, load_routing_table(path), as_of=AS_OF, policy=POLICY)
+    assert {f.person: (f.rank, f.suppressed) for f in result.flags} == {"a": (1, False), "suppressed": (0, True)}
+    assert [(b.person, b.rank) for b in result.below] == [("b", 2)]
 
 
 def test_a_history_without_its_columns_is_refused():

@@ -7,11 +7,13 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
 from features.catalogue import FEATURE_NAMES
-from rules.engine import RULES_DIR, RuleError, TestFailure, load_rules, run_embedded_tests
+from rules.conditions import PERSON_SCHEMA
+from rules.engine import RULES_DIR, RuleError, TestFailure, evaluate, load_rules, run_embedded_tests
 
 GOOD_RULE = {
     "id": "test-rule",
@@ -59,6 +61,7 @@ def with_case(**changes) -> dict:
 def test_good_file_loads(tmp_path):
     ruleset = load_rules(write(tmp_path, GOOD_FILE, "good.yaml").parent)
     assert [r.id for r in ruleset.rules] == ["test-rule"]
+    assert ruleset.rules[0].legal_duty is None
     assert run_embedded_tests(ruleset) == []
 
 
@@ -70,6 +73,13 @@ def test_a_rule_may_read_every_catalogue_feature(tmp_path, feature):
     ruleset = load_rules(write(tmp_path, data, "features.yaml").parent)
     assert ruleset.rules[0].value_columns == (feature,)
     assert run_embedded_tests(ruleset) == []
+
+
+def test_a_legal_duty_rule_keeps_its_why_and_marks_its_hits(tmp_path):
+    ruleset = load_rules(write(tmp_path, with_rule(legal_duty=True, why="Loven kræver, at en person ser det"), "good.yaml").parent)
+    assert ruleset.rules[0].legal_duty == "Loven kræver, at en person ser det"
+    frame = pl.DataFrame([dict.fromkeys(PERSON_SCHEMA) | {"person": "c", "target": "child", "score": 18}], schema=PERSON_SCHEMA)
+    assert evaluate(ruleset, frame)["legal_duty"].to_list() == [True]
 
 
 BAD = {
@@ -97,6 +107,10 @@ BAD = {
     "choice before any field": (with_rule(reason_da="{underretning|underretninger}: {score}"), ["key 'reason_da'", "field before it"]),
     "choice of three forms": (with_rule(reason_en="{score} {a|b|c}"), ["key 'reason_en'", "two forms"]),
     "ago on a conversion": (with_rule(reason_en="{score!r:ago}"), ["key 'reason_en'", "has a format"]),
+    "legal duty without why": (with_rule(legal_duty=True), ["rule 'test-rule'", "key 'why'", "legal_duty: true"]),
+    "why without legal duty": (with_rule(why="Loven siger det"), ["rule 'test-rule'", "key 'why'", "add legal_duty: true"]),
+    "legal duty as text": (with_rule(legal_duty="yes", why="x"), ["rule 'test-rule'", "key 'legal_duty'", "true or false"]),
+    "empty why": (with_rule(legal_duty=True, why=" "), ["rule 'test-rule'", "key 'why'", "non-empty"]),
     "tests not a list": (with_rule(tests="yes"), ["key 'tests'"]),
     "tests never quiet": (
         with_rule(tests=[GOOD_RULE["tests"][0]]), ["key 'tests'", "fires: false"]

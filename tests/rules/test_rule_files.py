@@ -33,11 +33,17 @@ def test_every_target_and_priority_is_covered():
     assert {r.priority for r in RULESET.rules} == {1, 2, 3}
 
 
-def test_model_score_rules_use_the_top_two_ventiles_for_the_scored_children():
+def test_the_score_rule_lets_the_top_quarter_into_the_ranking_and_capacity_decides_the_rest():
     score_rules = [r for r in RULESET.rules if r.value_columns == ("score",)]
     # Only children are scored; a score rule for adults would wait for an adult model.
     assert {r.target for r in score_rules} == {"child"}
-    assert all(r.condition == "score >= 19" for r in score_rules)
+    assert all(r.condition == "score >= 16" for r in score_rules)
+
+
+def test_a_new_notification_about_a_child_notified_about_before_is_a_legal_duty_and_says_why():
+    duties = {r.id: r.legal_duty for r in RULESET.rules if r.legal_duty}
+    assert list(duties) == ["child-new-repeated-notification"]
+    assert "underretning" in duties["child-new-repeated-notification"]
 
 
 def test_danish_texts_are_danish():

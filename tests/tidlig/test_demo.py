@@ -101,3 +101,18 @@ def test_the_readme_help_command_works_after_the_demo(demo):
     assert "`.venv/bin/tidlig --help`" in readme
     done = subprocess.run([str(Path(sys.executable).parent / "tidlig"), "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "demo" in done.stdout
+
+
+def test_the_demo_promotes_its_model_in_the_demo_users_name_before_anything_is_scored(demo):
+    from audit.log import read
+    from casework.store import Store
+
+    output, env = demo
+    assert "is now champion" in output and "below capacity" in output
+    kinds, promoted = [], []
+    for event in read(Store.from_url(f"sqlite:///{Path(env['TIDLIG_HOME']) / 'tidlig.db'}").engine):
+        kinds.append(event.kind)
+        if event.kind == "model.promoted":
+            promoted.append((event.actor, event.payload["by"]))
+    assert promoted == [("demo", "demo")]
+    assert kinds.index("model.registered") < kinds.index("model.promoted") < kinds.index("team.capacity_cut")

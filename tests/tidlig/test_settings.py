@@ -74,3 +74,27 @@ def test_the_home_and_prefects_are_private_to_the_service_user(tmp_path, monkeyp
         "home": 0o700, "home/extracts": 0o700, "home/extracts/population.parquet": 0o600, "home/tidlig.db": 0o600,
         "prefect": 0o700, "prefect/storage": 0o700, "prefect/storage/a-stored-result": 0o600,
     }
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("  risk_weight: 1.0", "  risk_weight: -1", "section 'ranking', key 'risk_weight'"),
+        ("    3: 0.0 ", "    4: 0.0 ", "section 'ranking', key 'urgency': Value error, give a value for each rule priority [1, 2, 3]"),
+        ("    2: 0.02", "    2: -0.02", "section 'ranking', key 'urgency': Value error, values must be 0 or more"),
+        ("    1: 0.05", "    1: high", "section 'ranking', key 'urgency.1'"),
+    ],
+)
+def test_the_ranking_policy_is_checked_key_by_key(tmp_path, old, new, expected):
+    bad = tmp_path / "bad.yaml"
+    text = DEFAULTS_FILE.read_text()
+    assert old in text
+    bad.write_text(text.replace(old, new))
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    assert expected in str(err.value)
+
+
+def test_the_default_ranking_policy_weighs_risk_and_urgency():
+    policy = load_config().ranking.policy()
+    assert policy.risk_weight == 1.0 and policy.urgency == {1: 0.05, 2: 0.02, 3: 0.0}
