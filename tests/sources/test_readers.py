@@ -186,3 +186,29 @@ def test_damaged_parquet(tmp_path):
     (tmp_path / "school_absence.parquet").write_bytes(b"PAR1 this is not parquet")
     message = error(tmp_path)
     assert "school_absence.parquet" in message and "cannot be read as Parquet" in message
+
+
+@pytest.mark.parametrize("name", ["school_absence.csv", "school_absence.parquet"])
+def test_a_file_the_run_may_not_read_is_named_with_what_to_do(tmp_path, monkeypatch, name):
+    path = write(tmp_path, "\n".join([HEADER, *ROWS]) + "\n", name=name)
+    real = Path.read_bytes
+
+    def refuse(self):
+        # The tests may run as root, for whom file permissions do not hold: refuse as the OS would.
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    message = error(tmp_path)
+    assert name in message and "permission denied" in message and "read access" in message
+
+
+def test_messages_never_quote_a_row(tmp_path):
+    # Without a header the first row would be taken for column names and quoted back.
+    write(tmp_path, "\n".join(ROWS) + "\n")
+    message = error(tmp_path)
+    assert "header line is missing" in message and "010190-1234" not in message
+    write(tmp_path, f'{HEADER}\n{ROWS[0]}\n"{ROWS[1]}\n')
+    message = error(tmp_path)
+    assert "line 3" in message and "020290-2345" not in message

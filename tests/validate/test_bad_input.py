@@ -8,7 +8,9 @@ quarantined. Nothing is silently dropped.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -78,6 +80,26 @@ def _mixed(folder: Path, clean: str) -> None:
     )
 
 
+def _zipped(folder: Path, clean: str) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("school_absence.csv", clean)
+    (folder / "school_absence.csv").write_bytes(buffer.getvalue())
+
+
+def _workbook(folder: Path, clean: str) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    (folder / "school_absence.csv").write_bytes(buffer.getvalue())
+
+
+def _encoded(transform: Callable[[str], str], encoding: str, name: str = "population") -> Callable[[Path, str], None]:
+    def write(folder: Path, clean: str) -> None:
+        (folder / f"{name}.csv").write_bytes(transform(clean).encode(encoding))
+    return write
+
+
 def _both(folder: Path, clean: str) -> None:
     (folder / "school_absence.csv").write_text(clean, encoding="utf-8")
     pl.read_csv(io.StringIO(clean), infer_schema=False).write_parquet(folder / "school_absence.parquet")
@@ -95,7 +117,19 @@ def _half_negative(rows):
 CASES = [
     # Whole-file problems: the run stops with one clear message.
     Case("truncated-file", "school_absence", raw=_raw_text(lambda t: t.rstrip("\n")[:-16]),
-         quarantined={10: "known_date is missing"}),
+         error="the last line (line 11) stops after 2 of 5 fields without a line break"),
+    Case("zip-named-csv", "school_absence", raw=_zipped, error="is a zip archive, not a CSV file; unpack it"),
+    Case("xlsx-named-csv", "school_absence", raw=_workbook, error="is an Excel workbook (.xlsx)"),
+    Case("gzip-named-csv", "school_absence", raw=lambda f, t: (f / "school_absence.csv").write_bytes(gzip.compress(t.encode())),
+         error="is a gzip-compressed file"),
+    Case("parquet-named-csv", "school_absence", raw=lambda f, t: pl.read_csv(io.StringIO(t)).write_parquet(f / "school_absence.csv"),
+         error="rename it to school_absence.parquet"),
+    Case("nul-bytes", "school_absence", raw=lambda f, t: (f / "school_absence.csv").write_bytes(t.encode().replace(b"\n", b"\n\x00", 3)),
+         error="line 2 holds a NUL byte"),
+    Case("no-header", "school_absence", raw=_raw_text(lambda t: t.split("\n", 1)[1]), error="the header line is missing"),
+    Case("unclosed-quote", "school_absence", raw=_raw_text(lambda t: t.replace("\n100002", '\n"100002')),
+         error='line 4: a quote (") is opened but never closed'),
+    Case("folder-named-like-the-file", "school_absence", raw=lambda f, t: (f / "school_absence.csv").mkdir(), error="is a folder, not a file"),
     Case("wrong-delimiter", "school_absence", raw=_raw_text(lambda t: t.replace(",", "\t")), error="separated by ',' or ';'"),
     Case("pipe-delimiter", "school_absence", raw=_raw_text(lambda t: t.replace(",", "|")), error="single column"),
     Case("duplicated-header", "school_absence", raw=_raw_text(lambda t: t.split("\n", 1)[0] + "," + t.split(",", 1)[0] + "\n" + t.split("\n", 1)[1]),
@@ -153,6 +187,16 @@ CASES = [
          check_value=("event_date", 2, date(2024, 2, 15))),
     Case("semicolons-latin1", "population", change=_set(2, address="Ærøgade 7, 2. th."), separator=";", encoding="cp1252",
          check_value=("address", 2, "Ærøgade 7, 2. th.")),
+    Case("utf-16-with-bom", "population", change=_set(2, address="Ærøgade 7"), encoding="utf-16",
+         check_value=("address", 2, "Ærøgade 7")),
+    Case("utf-16-le-without-bom", "population", change=_set(2, address="Ærøgade 7"), encoding="utf-16-le",
+         check_value=("address", 2, "Ærøgade 7")),
+    Case("crlf-line-endings", "population", change=_set(3, address="Åbyvej 2"),
+         raw=_encoded(lambda t: t.replace("\n", "\r\n"), "cp1252"), check_value=("address", 3, "Åbyvej 2")),
+    Case("cr-line-endings", "population", change=_set(3, address="Åbyvej 2"),
+         raw=_encoded(lambda t: t.replace("\n", "\r"), "cp1252"), check_value=("address", 3, "Åbyvej 2")),
+    Case("cr-line-endings-cut-off", "population", raw=_encoded(lambda t: t.replace("\n", "\r")[:-9], "utf-8"),
+         error="without a line break"),
     Case("utf8-bom", "population", change=_set(2, address="Søndergårdsvej 1"), encoding="utf-8-sig",
          check_value=("address", 2, "Søndergårdsvej 1")),
 ]
