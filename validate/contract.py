@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -11,7 +11,7 @@ import polars as pl
 
 from sources.readers import ROW_NUMBER, Extract, ExtractError
 from sources.registry import Column, Source
-from validate.checks import CHECK_ROW, as_text, build_checks, parsed, registered_values
+from validate.checks import CHECK_ROW, as_text, build_checks, parsed, registered_values, tidy
 from validate.quarantine import RESOLVED_CHECKS, key_values, quarantine_rows
 from validate.suites import TODAY
 
@@ -35,6 +35,8 @@ class Validation:
     rows_quarantined: int
     # Quarantined rows that failed a rule, as opposed to copies and superseded versions (resolved).
     rows_broken: int = 0
+    # Rows with a value delivered with spaces around it; trimmed, then checked like any other.
+    rows_trimmed: int = 0
 
 
 class InvalidShareError(ExtractError):
@@ -71,7 +73,8 @@ def validate_extract(
     if run is not None and run.context is not context:
         raise ValueError("the ValidationRun belongs to another GX context; open it with validation_run(context)")
     today = today or date.today()
-    frame = extract.frame
+    frame, trimmed = tidy(extract.frame, source)
+    extract = replace(extract, frame=frame)
     for column in source.columns:
         dtype = frame.schema[column.name]
         if dtype.is_nested():
@@ -103,11 +106,11 @@ def validate_extract(
     broken = found.filter(~pl.col("check").is_in(RESOLVED_CHECKS)).get_column(ROW_NUMBER).n_unique()
     validation = Validation(
         source=source.name, valid=valid, quarantine=found.drop("check"), rows_in=frame.height,
-        rows_valid=valid.height, rows_quarantined=bad_rows.len(), rows_broken=broken,
+        rows_valid=valid.height, rows_quarantined=bad_rows.len(), rows_broken=broken, rows_trimmed=trimmed,
     )
     assert validation.rows_in == validation.rows_valid + validation.rows_quarantined, "rows lost in validation"
-    log.info("%s: %d rows in, %d valid, %d quarantined (%d broken)", source.name, validation.rows_in,
-             validation.rows_valid, validation.rows_quarantined, broken)
+    log.info("%s: %d rows in, %d valid, %d quarantined (%d broken), %d with values trimmed", source.name, validation.rows_in,
+             validation.rows_valid, validation.rows_quarantined, broken, trimmed)
     share = broken / validation.rows_in
     if share > max_invalid_share:
         raise InvalidShareError(_too_many_message(extract, source, validation, share, max_invalid_share), validation)

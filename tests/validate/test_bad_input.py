@@ -39,6 +39,7 @@ class Case:
     separator: str = ","
     encoding: str = "utf-8"
     check_value: tuple[str, int, object] | None = None  # (column, row number, typed value) in the valid rows
+    trimmed: int = 0  # rows with a value delivered with spaces around it
 
 
 def _set(row: int, **values) -> Callable[[list[dict]], None]:
@@ -127,7 +128,7 @@ CASES = [
     Case("nul-bytes", "school_absence", raw=lambda f, t: (f / "school_absence.csv").write_bytes(t.encode().replace(b"\n", b"\n\x00", 3)),
          error="line 2 holds a NUL byte"),
     Case("no-header", "school_absence", raw=_raw_text(lambda t: t.split("\n", 1)[1]), error="the header line is missing"),
-    Case("unclosed-quote", "school_absence", raw=_raw_text(lambda t: t.replace("\n100002", '\n"100002')),
+    Case("unclosed-quote", "school_absence", raw=_raw_text(lambda t: t.replace("\n030160", '\n"030160')),
          error='line 4: a quote (") is opened but never closed'),
     Case("folder-named-like-the-file", "school_absence", raw=lambda f, t: (f / "school_absence.csv").mkdir(), error="is a folder, not a file"),
     Case("wrong-delimiter", "school_absence", raw=_raw_text(lambda t: t.replace(",", "\t")), error="separated by ',' or ';'"),
@@ -161,13 +162,19 @@ CASES = [
     Case("birth-in-future", "population", change=_set(1, birth_date="2031-12-24"), quarantined={1: "birth_date is in the future"}),
     Case("known-before-event", "substance_treatment", change=_set(2, known_date="2023-12-01"), quarantined={2: "is before event_date"}),
     Case("negative-amount", "evictions", change=_set(5, arrears_dkk="-1200,50"), quarantined={5: "arrears_dkk -1200,50 is below the minimum 0"}),
-    Case("amount-with-thousands-separator", "evictions", change=_set(5, arrears_dkk="12.000,50"), quarantined={5: "is not a number"}),
+    Case("amount-two-decimal-marks", "evictions", change=_set(5, arrears_dkk="12,000,50"), quarantined={5: "is not a number"}),
     Case("unknown-code", "benefits", change=_set(6, benefit="pension"), quarantined={6: "'pension' is not one of"}),
     Case("unknown-notifier", "notifications", change=_set(6, notifier="teacher"), quarantined={6: "'teacher' is not one of"}),
     Case("absence-above-100", "school_absence", change=_set(7, absence_pct="140"), quarantined={7: "above the maximum 100"}),
     Case("text-in-number", "school_absence", change=_set(7, absence_pct="lots"), quarantined={7: "is not a number"}),
     Case("text-in-version", "school_absence", change=_set(7, version="two"), quarantined={7: "is not a whole number"}),
-    Case("id-without-dash", "school_absence", change=_set(8, person_id="0101901234"), quarantined={8: "does not match the pattern"}),
+    Case("id-with-letters", "school_absence", change=_set(8, person_id="01019O-1234"), quarantined={8: "does not match the pattern"}),
+    Case("cpr-day-32", "population", change=_set(8, person_id="320190-1234"), quarantined={8: "person_id does not begin with a real birth date"}),
+    Case("cpr-month-13", "population", change=_set(8, person_id="011390-1234"), quarantined={8: "does not begin with a real birth date"}),
+    # The seventh digit 1 puts 29 February of year 00 in 1900, which was no leap year; 4 puts it in 2000.
+    Case("cpr-leap-day-1900", "population", change=_set(8, person_id="290200-1234"), quarantined={8: "does not begin with a real birth date"}),
+    Case("cpr-leap-day-2000", "population", change=_set(8, person_id="290200-4234"), check_value=("person_id", 8, "290200-4234")),
+    Case("cpr-failing-modulus-11", "population", change=_set(8, person_id="010190-1235"), check_value=("person_id", 8, "010190-1235")),
     Case("missing-id", "school_absence", change=_set(8, person_id=""), quarantined={8: "person_id is missing"}),
     Case("blank-id", "school_absence", change=_set(8, person_id="   "), quarantined={8: "person_id is missing"}),
     Case("id-not-in-population", "school_absence", change=_set(9, person_id="311299-9999"),
@@ -182,6 +189,18 @@ CASES = [
     Case("duplicate-notification-id", "notifications", change=_copy(1, notifier="police"),
          quarantined={1: "is repeated in rows 1, 11", 11: "is repeated in rows 1, 11"}),
     # Danish ways of writing that are not errors.
+    Case("id-without-dash", "population", change=_set(8, person_id="0403131001"), check_value=("person_id", 8, "040313-1001")),
+    Case("id-with-space", "population", change=_set(8, person_id="040313 1001"), check_value=("person_id", 8, "040313-1001")),
+    Case("id-leading-zero-dropped", "population", change=_set(8, person_id="40313-1001"), check_value=("person_id", 8, "040313-1001")),
+    Case("id-without-dash-is-found-in-population", "school_absence", change=_set(8, person_id="0801600007"), check_value=("person_id", 8, "080160-0007")),
+    Case("danish-thousands-separator", "evictions", change=_set(5, arrears_dkk="26.322,74"), check_value=("arrears_dkk", 5, 26322.74)),
+    Case("danish-thousands-without-decimals", "evictions", change=_set(5, arrears_dkk="1.234.567"), check_value=("arrears_dkk", 5, 1234567.0)),
+    Case("english-thousands-separator", "evictions", change=_set(5, arrears_dkk="26,322.74"), check_value=("arrears_dkk", 5, 26322.74)),
+    Case("decimal-point-is-no-thousands-separator", "evictions", change=_set(5, arrears_dkk="26.322"), check_value=("arrears_dkk", 5, 26.322)),
+    Case("spaces-around-values", "school_absence", change=_set(3, person_id=" 030160-0002 ", absence_pct=" 12,5\t"),
+         check_value=("absence_pct", 3, 12.5), trimmed=1),
+    Case("spaces-around-a-code", "benefits", change=_set(3, benefit=" " + REGISTRY["benefits"].column("benefit").values[0] + " "),
+         check_value=("benefit", 3, REGISTRY["benefits"].column("benefit").values[0]), trimmed=1),
     Case("decimal-comma", "school_absence", change=_set(2, absence_pct="12,5"), check_value=("absence_pct", 2, 12.5)),
     Case("danish-date", "school_absence", change=_set(2, event_date="15-02-2024", known_date="20-02-2024"),
          check_value=("event_date", 2, date(2024, 2, 15))),
@@ -241,3 +260,4 @@ def test_malformed_extract(case: Case, clean_rows, tmp_path, context):
     if case.check_value:
         column, row, value = case.check_value
         assert validation.valid.filter(pl.col("row_number") == row)[column].item() == value
+    assert validation.rows_trimmed == case.trimmed
