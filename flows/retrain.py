@@ -113,7 +113,7 @@ def retrain(params: RetrainParams) -> RetrainSummary:
     try:
         registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
         folder = params.extracts or settings.extracts_location(config)
-        sources, _ = ingest(store, run_id, folder, gx_context(home), config.validate_.max_invalid_share, home)
+        sources = ingest(store, run_id, folder, gx_context(home), config.validate_.max_invalid_share, home).sources
         dates = training_dates(as_of, config.model.horizon_days, config.model.retrain_quarters)
         result = train_candidate(sources, dates, config.model.horizon_days, config.routing.table)
         version = register_candidate(result, config.model.name, store)

@@ -37,6 +37,34 @@ class Validation:
     rows_broken: int = 0
     # Rows with a value delivered with spaces around it; trimmed, then checked like any other.
     rows_trimmed: int = 0
+    # The file (or database/table) the rows came from, the columns it had that were not read, and
+    # the data rows its count file declared (None without one): what delivery checks look at.
+    file: str = ""
+    ignored_columns: tuple[str, ...] = ()
+    declared_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An extract a run cannot use: its source and a message naming the file, what is wrong and what to do, never a row's values."""
+
+    source: str
+    message: str
+    # Set when the rows were read and checked: their accounting and quarantine are kept all the same.
+    validation: Validation | None = None
+
+
+class DeliveryRefused(ExtractError):
+    """One or more extracts were refused; the message holds each one's own message."""
+
+    def __init__(self, refused: list[Refused]):
+        # Only the names: the exception travels with the run's state, and the refusals' rows must not.
+        self.sources = tuple(r.source for r in refused)
+        if len(refused) == 1:
+            message = refused[0].message
+        else:
+            message = f"{len(refused)} extracts were refused:\n" + "\n".join(f"- {r.message}" for r in refused)
+        super().__init__(message)
 
 
 class InvalidShareError(ExtractError):
@@ -107,6 +135,7 @@ def validate_extract(
     validation = Validation(
         source=source.name, valid=valid, quarantine=found.drop("check"), rows_in=frame.height,
         rows_valid=valid.height, rows_quarantined=bad_rows.len(), rows_broken=broken, rows_trimmed=trimmed,
+        file=extract.path.name, ignored_columns=extract.ignored_columns, declared_rows=extract.declared_rows,
     )
     assert validation.rows_in == validation.rows_valid + validation.rows_quarantined, "rows lost in validation"
     log.info("%s: %d rows in, %d valid, %d quarantined (%d broken), %d with values trimmed", source.name, validation.rows_in,
@@ -115,6 +144,16 @@ def validate_extract(
     if share > max_invalid_share:
         raise InvalidShareError(_too_many_message(extract, source, validation, share, max_invalid_share), validation)
     return validation
+
+
+def refusal_or_validation(source: Source, validate) -> Validation | Refused:
+    """validate()'s Validation, or the extract's refusal when it cannot be used as a whole (its quarantine kept when there is one)."""
+    try:
+        return validate()
+    except InvalidShareError as exc:
+        return Refused(source.name, str(exc), exc.validation)
+    except ExtractError as exc:
+        return Refused(source.name, str(exc))
 
 
 def reference_order(registry: dict[str, Source]) -> tuple[list[Source], list[Source]]:
