@@ -48,12 +48,23 @@ BROKEN = {
 }
 
 
-@pytest.fixture
-def town(tmp_path, monkeypatch, prefect_api) -> Path:
+def _town(tmp_path: Path, monkeypatch, persons: int) -> Path:
     monkeypatch.setenv("TIDLIG_HOME", str(tmp_path))
     monkeypatch.delenv("TIDLIG_DATABASE_URL", raising=False)
     config = load_config()
-    return generate(SynthSpec(persons=400, seed=5, start=config.synth.start, end=config.synth.end)).write(tmp_path, "csv-dk")
+    return generate(SynthSpec(persons=persons, seed=5, start=config.synth.start, end=config.synth.end)).write(tmp_path, "csv-dk")
+
+
+@pytest.fixture
+def town(tmp_path, monkeypatch, prefect_api) -> Path:
+    """A town the run stops in before scoring anyone."""
+    return _town(tmp_path, monkeypatch, 400)
+
+
+@pytest.fixture
+def scored_town(tmp_path, monkeypatch, prefect_api) -> Path:
+    """A town large enough to train the first model on."""
+    return _town(tmp_path, monkeypatch, 2500)
 
 
 def _flow_logs(flow_run_id) -> str:
@@ -117,8 +128,10 @@ def test_an_old_extract_stops_the_run_unless_a_person_accepts_it(town):
     assert f"--as-of {late.isoformat()} --accept-incomplete benefits --by NAME --reason TEXT" in state.message
 
 
-def test_a_delivery_cut_short_stops_the_run_and_a_named_person_may_accept_it(town, monkeypatch):
+def test_a_delivery_cut_short_stops_the_run_and_a_named_person_may_accept_it(scored_town):
     from flows.nightly import NightlyParams, nightly
+
+    town = scored_town
 
     first = nightly(NightlyParams(as_of=AS_OF, extracts=town))
     # Cut at a line break, so only the count tells the file is short; the register's count file says so too.

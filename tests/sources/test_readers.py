@@ -212,3 +212,13 @@ def test_messages_never_quote_a_row(tmp_path):
     write(tmp_path, f'{HEADER}\n{ROWS[0]}\n"{ROWS[1]}\n')
     message = error(tmp_path)
     assert "line 3" in message and "020290-2345" not in message
+
+
+def test_the_registers_count_file_is_read_beside_the_extract(tmp_path):
+    write(tmp_path, "\n".join([HEADER, *ROWS]) + "\n")
+    assert read_extract(tmp_path, SOURCE).declared_rows is None
+    (tmp_path / "school_absence.count").write_text("55091\n", encoding="ascii")
+    assert read_extract(tmp_path, SOURCE).declared_rows == 55091
+    (tmp_path / "school_absence.count").write_text("rows: 55091", encoding="ascii")
+    message = error(tmp_path)
+    assert "school_absence.count: a count file must hold the number of data rows in school_absence.csv" in message
