@@ -242,16 +242,21 @@ _UTF8_LETTER = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}")
 
 
 def decode(path: Path, raw: bytes) -> str:
+    """The file's text in the encoding it was written in (encoding_of)."""
+    try:
+        return raw.decode(encoding_of(path, raw))
+    except UnicodeDecodeError:
+        raise ExtractError(
+            f"{path}: looks like UTF-16 text but is damaged (an odd number of bytes or a broken letter); "
+            "export the file again, preferably as UTF-8."
+        ) from None
+
+
+def encoding_of(path: Path, raw: bytes) -> str:
     """UTF-8 (with or without BOM), UTF-16 (as spreadsheets save "Unicode text"), else Windows-1252/Latin-1 as Danish systems export; never a mix."""
     utf16 = _utf16(raw)
     if utf16 is not None:
-        try:
-            return raw.decode(utf16)
-        except UnicodeDecodeError:
-            raise ExtractError(
-                f"{path}: looks like UTF-16 text but is damaged (an odd number of bytes or a broken letter); "
-                "export the file again, preferably as UTF-8."
-            ) from None
+        return utf16
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise ExtractError(
@@ -259,7 +264,8 @@ def decode(path: Path, raw: bytes) -> str:
             "export it again as CSV text."
         )
     try:
-        return raw.decode("utf-8-sig")
+        raw.decode("utf-8")
+        return "utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
     except UnicodeDecodeError as exc:
         bad_line = raw[: exc.start].count(b"\n") + 1
         bad_byte = raw[exc.start]
@@ -273,9 +279,10 @@ def decode(path: Path, raw: bytes) -> str:
         )
     # Windows-1252 leaves five bytes undefined; Latin-1 reads them, so nothing is lost.
     try:
-        return raw.decode("cp1252")
+        raw.decode("cp1252")
+        return "cp1252"
     except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        return "latin-1"
 
 
 def _utf16(raw: bytes) -> str | None:
