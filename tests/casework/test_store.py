@@ -323,3 +323,34 @@ def test_a_deferral_ends_on_its_date_and_a_new_decision_clears_it(store, run):
     store.decide(flag_id, "accept", reason=None, by="Jonas")
     accepted = store.get_flag(flag_id, viewer="Jonas", purpose="follow-up")
     assert accepted.deferred_until is None and not accepted.due_again(LATER)
+
+
+def test_the_last_accepted_delivery_counts_only_completed_nightly_runs_used_without_a_persons_acceptance(store):
+    def night(run_id, rows, status, *, flow="nightly", accepted=()):
+        store.start_run(run_id, AS_OF, flow)
+        store.record_source_check(run_id, "school_absence", rows, rows, 0)
+        if status == "failed":
+            store.fail_run(run_id, "read+validate", "school_absence.csv: cut short")
+        else:
+            store.finish_run(run_id, status, {"deliveries_accepted": list(accepted)})
+
+    assert store.accepted_rows() == {}
+    night("full", 55_091, "completed")
+    night("short-refused", 27_540, "failed")
+    night("short-accepted", 27_540, "completed", accepted=["school_absence"])
+    night("quality-check", 27_540, "completed", flow="data-quality")
+    assert store.accepted_rows() == {"school_absence": 55_091}
+    night("next", 55_200, "completed")
+    assert store.accepted_rows() == {"school_absence": 55_200}
+
+
+def test_accepting_a_delivery_is_audited_with_who_and_why(store, run):
+    with pytest.raises(ValueError, match="give your name and a reason"):
+        store.accept_delivery(run, "school_absence", "school_absence.csv", ["cut short"], by="Ole", reason=" ")
+    store.accept_delivery(run, "school_absence", "school_absence.csv", ["school_absence.csv has 27,540 rows"], by="Ole",
+                          reason="resten kommer i morgen, jf. 010190-1234")
+    [event] = read(store.engine, kind="delivery.accepted")
+    assert event.actor == "Ole"
+    assert event.payload["problems"] == ["school_absence.csv has 27,540 rows"] and event.payload["as_of"] == AS_OF.isoformat()
+    assert "010190-1234" not in event.payload["reason"], "a CPR number typed into the reason is blanked out"
+    assert verify(store.engine).ok
