@@ -101,6 +101,22 @@ class SourceValidated(Event):
     rows_in: int
     rows_valid: int
     rows_quarantined: int
+    rows_trimmed: int = 0  # rows with a value delivered with spaces around it, trimmed and then checked
+
+
+@dataclass(frozen=True)
+class DeliveryAccepted(Event):
+    """An operator let a run use an extract that failed its completeness or freshness checks."""
+
+    kind: ClassVar[str] = "delivery.accepted"
+    free_text: ClassVar[tuple[str, ...]] = ("reason",)
+    run_id: str
+    as_of: date
+    source: str
+    file: str
+    problems: list[str]  # each failed check and what it found: counts and dates, never a row
+    by: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -321,6 +337,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunFinished,
         RunFailed,
         SourceValidated,
+        DeliveryAccepted,
         ModelRegistered,
         ModelPromoted,
         FlagCreated,

@@ -117,7 +117,7 @@ def run_stages(folder: Path, home: Path, model_file: Path) -> dict:
     for task_name, stage in INGEST_TASKS.items():
         setattr(n, task_name, timer.wrap(getattr(n, task_name).fn, stage))
     with timer("read+validate"):
-        sources, _ = n.ingest(store, run_id, folder, context, config.validate_.max_invalid_share, home)
+        sources = n.ingest(store, run_id, folder, context, config.validate_.max_invalid_share, home).sources
     rows = sum(store_check.rows_in for store_check in store.list_source_checks(run_id))
     with timer("link+features"):
         table, families = n.build_features.fn(sources, AS_OF)
@@ -152,7 +152,7 @@ def train_champion(out: Path, home: Path) -> None:
     store.start_run("bench-train", AS_OF, "nightly")
     for task_name in INGEST_TASKS:
         setattr(n, task_name, getattr(n, task_name).fn)  # plain functions: no Prefect run here
-    sources, _ = n.ingest(store, "bench-train", folder, gx_context(home), 0.2, home)
+    sources = n.ingest(store, "bench-train", folder, gx_context(home), 0.2, home).sources
     result = train(sources, config.model.training_as_of, config.model.horizon_days,
                    candidates={"logistic_C1": RiskScorer(C=1.0)}, n_boot=20)
     out.write_bytes(pickle.dumps((result.model, f"{config.model.name}/bench")))

@@ -21,6 +21,7 @@ from audit import log as audit_log
 from audit.cpr import redact_cpr
 from audit.events import (
     CapacityCut,
+    DeliveryAccepted,
     FlagCreated,
     FlagDecided,
     FlagViewed,
@@ -400,6 +401,7 @@ class Store:
         rows_valid: int,
         rows_quarantined: int,
         quarantine_rows: Iterable[Mapping[str, Any]] = (),
+        rows_trimmed: int = 0,
     ) -> None:
         """Store a source's row accounting and its quarantined rows; refuse if rows went missing."""
         if min(rows_in, rows_valid, rows_quarantined) < 0:
@@ -433,8 +435,33 @@ class Store:
             if entries:
                 conn.execute(quarantine.insert(), [dict(entry, run_id=run_id, source=source) for entry in entries])
             audit_log.append(
-                conn, SourceValidated(run_id, source, rows_in, rows_valid, rows_quarantined), actor=SYSTEM
+                conn, SourceValidated(run_id, source, rows_in, rows_valid, rows_quarantined, rows_trimmed), actor=SYSTEM
             )
+
+    def accept_delivery(self, run_id: str, source: str, file: str, problems: Sequence[str], *, by: str, reason: str) -> None:
+        """Record that a person let the run use an extract that failed its delivery checks, and why."""
+        if not by.strip() or not reason.strip():
+            raise ValueError("to accept an incomplete or old extract, give your name and a reason: the auditors need both")
+        with self.engine.begin() as conn:
+            run = _required_run(conn, run_id)
+            event = DeliveryAccepted(run_id, run.as_of, source, file, list(problems), by.strip(), reason.strip())
+            audit_log.append(conn, event, actor=by.strip())
+
+    def accepted_rows(self) -> dict[str, int]:
+        """Each source's rows in the newest completed nightly run that took its delivery without a person's acceptance."""
+        query = (
+            sa.select(source_checks.c.source, source_checks.c.rows_in, runs.c.counts)
+            .join(runs, runs.c.run_id == source_checks.c.run_id)
+            .where(runs.c.status == "completed", runs.c.flow == "nightly")
+            .order_by(source_checks.c.checked_at.desc(), source_checks.c.id.desc())
+        )
+        found: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for source, rows_in, counts in conn.execute(query):
+                # An accepted short delivery is no measure of the next one.
+                if source not in found and source not in (counts or {}).get("deliveries_accepted", ()):
+                    found[source] = rows_in
+        return found
 
     def list_source_checks(self, run_id: str) -> list[SourceCheck]:
         """The row accounting of every source checked in a run."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from datetime import date, datetime
 from pathlib import Path
@@ -17,6 +17,8 @@ from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from prefect.cache_policies import NONE
+from prefect.futures import PrefectFuture
+from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict
 
 from casework.accounts import Accounts
@@ -35,12 +37,15 @@ from routing.table import RoutingTable, load_routing_table
 from rules.engine import RuleSet, evaluate, load_rules
 from rules.publish import record_version
 from sources.pseudonym import load_key, pseudonymise
-from sources.readers import Extract, read_extract
+from sources.readers import Extract, ExtractError, read_extract
 from sources.registry import Source, load_registry
 from sources.snapshot import snapshot
 from tidlig import logs, settings
 from validate.context import ValidationRun, data_docs_index, gx_context, validation_run
-from validate.contract import InvalidShareError, Validation, reference_order, references_from, validate_extract
+from validate.contract import (
+    DeliveryRefused, Refused, Validation, reference_order, references_from, refusal_or_validation, validate_extract,
+)
+from validate.delivery import delivery_problems, refusal
 
 # Frames are passed between tasks in memory; hashing them for a cache key would cost more than
 # the tasks themselves, and a run is keyed by its as-of date in the store instead.
@@ -86,6 +91,31 @@ class NightlyParams(BaseModel):
     as_of: date | None = None
     extracts: Path | None = None
     config: Path | None = None
+    # Sources whose extract this run may use although it fails its delivery checks (too few rows,
+    # count file disagrees, too old), with who decided so and why: written to the audit log.
+    accept_incomplete: tuple[str, ...] = ()
+    accepted_by: str | None = None
+    accept_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """Who let this run use which sources' extracts although they failed their delivery checks, and why."""
+
+    sources: tuple[str, ...]
+    by: str
+    reason: str
+
+
+@dataclass
+class Ingested:
+    """What ingest read: each source's pseudonymised valid rows, the rows quarantined and trimmed, and what to warn of."""
+
+    sources: dict[str, pl.DataFrame]
+    rows_quarantined: int = 0
+    rows_trimmed: int = 0
+    warnings: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)  # sources used although they failed their delivery checks
 
 
 @dataclass(frozen=True)
@@ -102,26 +132,33 @@ class NightlySummary:
     data_docs: Path
     same_key_as: str | None = None  # the earlier run that had done this key's work; this run did nothing
     below_capacity: int = 0  # raised by the rules but ranked below a team's capacity: recorded, not shown
+    rows_trimmed: int = 0
+    # What the operator should know though nothing stopped the run: columns not read, extracts accepted.
+    warnings: tuple[str, ...] = ()
 
 
 @io_stage
-def read_source(folder: Path | str, source: Source) -> Extract:
-    """Read one register's extract from the extracts folder or database (sources.database)."""
-    return read_extract(folder, source)
+def read_source(folder: Path | str, source: Source) -> Extract | Refused:
+    """Read one register's extract from the extracts folder or database (sources.database); an unusable file comes back refused."""
+    # Returned, not raised: a refused delivery is the register's to fix, not a task crash with a traceback.
+    try:
+        return read_extract(folder, source)
+    except ExtractError as exc:
+        return Refused(source.name, str(exc))
 
 
 @stage
 def validate_source(
-    extract: Extract, source: Source, context: Any, max_invalid_share: float, run: ValidationRun, registered: dict[str, pl.Series],
-    store: Store, run_id: str,
-) -> Validation:
-    """Check one extract against its data contract; bad rows go to quarantine with the reason, kept also when it is refused."""
-    validation = validate_extract(extract, source, context=context, max_invalid_share=max_invalid_share, run=run,
-                                  registered=registered, refuse=False)
-    if validation.refused:
-        record_validation(store, run_id, validation)
-        raise InvalidShareError(validation.refused)  # the message only: Prefect stores a failed task's exception
-    return validation
+    extract: Extract | Refused, source: Source, context: Any, max_invalid_share: float, run: ValidationRun,
+    registered: dict[str, pl.Series],
+) -> Validation | Refused:
+    """Check one extract against its data contract; bad rows go to quarantine with the reason, a broken extract comes back refused."""
+    if isinstance(extract, Refused):
+        return extract
+    return refusal_or_validation(source, partial(
+        validate_extract, extract, source, context=context, max_invalid_share=max_invalid_share, run=run, registered=registered,
+        refuse=False,
+    ))
 
 
 @io_stage
@@ -134,6 +171,7 @@ def record_validation(store: Store, run_id: str, validation: Validation) -> None
         rows_valid=validation.rows_valid,
         rows_quarantined=validation.rows_quarantined,
         quarantine_rows=validation.quarantine.drop("source").to_dicts(),
+        rows_trimmed=validation.rows_trimmed,
     )
 
 
@@ -250,12 +288,20 @@ def store_flags(store: Store, run_id: str, drafts: list[FlagDraft], behind: dict
     return store.save_flags(run_id, drafts, behind, below=routing.below, cuts=routing.cuts)
 
 
-def ingest(store: Store, run_id: str, folder: Path | str, context: Any, max_invalid_share: float, home: Path) -> tuple[dict[str, pl.DataFrame], int]:
-    """Read, validate, account for and pseudonymise every registered source; returns the sources and rows quarantined."""
+def ingest(
+    store: Store, run_id: str, folder: Path | str, context: Any, max_invalid_share: float, home: Path,
+    *, as_of: date | None = None, acceptance: Acceptance | None = None,
+) -> Ingested:
+    """Read, validate, account for and pseudonymise every registered source; with as_of, also check each delivery is whole and current.
+
+    Raises DeliveryRefused naming every extract that cannot be used (the quarantine of those that
+    were read is kept); a source others look values up in stops it before the rest are read.
+    """
     key = load_key(home)
-    sources: dict[str, pl.DataFrame] = {}
-    quarantined = 0
+    done = Ingested(sources={})
+    refused: list[Refused] = []
     registry = load_registry()
+    last_rows = store.accepted_rows() if as_of else {}
     registered: dict[str, pl.Series] = {}  # e.g. the population's valid person ids, for "person not in population"
     referenced, independent = reference_order(registry)
     with validation_run(context) as run:  # one Data Docs build for the whole run, also when a source stops it
@@ -263,33 +309,74 @@ def ingest(store: Store, run_id: str, folder: Path | str, context: Any, max_inva
             # Made (or found) one at a time before any runs side by side: GX saves them in shared config files.
             run.checkpoint(source)
 
-        def accept(source: Source, validation: Validation) -> None:
-            nonlocal quarantined
-            record_validation(store, run_id, validation)
-            quarantined += validation.rows_quarantined
-            sources[source.name] = pseudonymise_source(validation, source, key)
+        def accept(source: Source, outcome: Validation | Refused) -> Validation | None:
+            if isinstance(outcome, Validation) and as_of is not None:
+                outcome = _delivered(store, run_id, source, outcome, as_of, last_rows.get(source.name), acceptance, done)
+            if isinstance(outcome, Refused):
+                if outcome.validation is not None:  # kept for the steward, though the extract is refused
+                    record_validation(store, run_id, outcome.validation)
+                refused.append(outcome)
+                return None
+            record_validation(store, run_id, outcome)
+            done.rows_quarantined += outcome.rows_quarantined
+            done.rows_trimmed += outcome.rows_trimmed
+            if outcome.ignored_columns:
+                done.warnings.append(
+                    f"{outcome.file}: column(s) {', '.join(outcome.ignored_columns)} are not in the registry for source "
+                    f"'{source.name}' and were not read (least data); ask {source.owner} to leave them out, or register them."
+                )
+            done.sources[source.name] = pseudonymise_source(outcome, source, key)
+            return outcome
 
-        def checked(source: Source) -> Validation:
-            return validate_source(read_source(folder, source), source, context, max_invalid_share, run, registered, store, run_id)
+        def checked(source: Source) -> Validation | Refused:
+            return validate_source(read_source(folder, source), source, context, max_invalid_share, run, registered)
 
-        # The sources others look values up in come first, one by one.
+        # The sources others look values up in come first, one by one; without them the rest cannot be checked.
         for source in referenced:
-            validation = checked(source)
+            validation = accept(source, checked(source))
+            if validation is None:
+                raise DeliveryRefused(refused)
             registered |= references_from(validation, registry)
-            accept(source, validation)
         # The rest only read those values, so within a flow run they are read and validated side by side;
         # called as a plain function (benchmarks, tools) they go one after another.
         if FlowRunContext.get() is not None:
-            results = [
-                validate_source.submit(read_source.submit(folder, source), source, context, max_invalid_share, run, registered,
-                                       store, run_id).result
-                for source in independent
-            ]
+            results = []
+            for source in independent:
+                read = read_source.submit(folder, source)
+                results.append(partial(_settled, read, validate_source.submit(read, source, context, max_invalid_share, run, registered)))
         else:
             results = [partial(checked, source) for source in independent]
         for source, result in zip(independent, results):
             accept(source, result())
-    return sources, quarantined
+    if refused:
+        raise DeliveryRefused(refused)
+    return done
+
+
+def _settled(read: PrefectFuture, validated: PrefectFuture) -> Validation | Refused:
+    """The validation's outcome; when the read itself failed (e.g. the database out of reach after retries), the read's own error."""
+    read.wait()
+    if not read.state.is_completed():
+        read.result()  # raises the read's error, not Prefect's "run is in PENDING state" of the validation waiting on it
+    return validated.result()
+
+
+def _delivered(
+    store: Store, run_id: str, source: Source, validation: Validation, as_of: date, last_rows: int | None,
+    acceptance: Acceptance | None, done: Ingested,
+) -> Validation | Refused:
+    """The validation if its delivery is whole and current, or accepted as it is by a person (audited); else its refusal."""
+    problems = delivery_problems(validation, source, as_of=as_of, last_rows=last_rows)
+    if not problems:
+        return validation
+    if acceptance is None or source.name not in acceptance.sources:
+        return refusal(source, validation, problems, as_of)
+    messages = [p.message for p in problems]
+    store.accept_delivery(run_id, source.name, validation.file, messages, by=acceptance.by, reason=acceptance.reason)
+    done.accepted.append(source.name)
+    done.warnings.append(f"{'; '.join(messages)}. Used all the same: accepted by {acceptance.by} (audit log, delivery.accepted).")
+    get_run_logger().warning("event=delivery.accepted run_id=%s source=%s checks=%s", run_id, source.name, ",".join(p.check for p in problems))
+    return validation
 
 
 def today_in_copenhagen() -> date:
@@ -305,6 +392,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
     if params.as_of is None:
         params = params.model_copy(update={"as_of": today_in_copenhagen()})
     config = settings.load_config(params.config)
+    acceptance = _acceptance(params)
     home = settings.home()
     logs.redact_prefect_logs()
     folder = params.extracts or settings.extracts_location(config)
@@ -327,7 +415,8 @@ def nightly(params: NightlyParams) -> NightlySummary:
         if model_version != key["model_version"]:
             store.set_run_key(run_id, model_version=model_version)
         doing = "read+validate"
-        sources, quarantined = ingest(store, run_id, folder, context, config.validate_.max_invalid_share, home)
+        ingested = ingest(store, run_id, folder, context, config.validate_.max_invalid_share, home, as_of=params.as_of, acceptance=acceptance)
+        sources, quarantined = ingested.sources, ingested.rows_quarantined
 
         doing = "link+features"
         table, families = build_features(sources, params.as_of)
@@ -349,6 +438,10 @@ def nightly(params: NightlyParams) -> NightlySummary:
         behind = evidence_for_flags(sources, families, quote(drafts), params.as_of)
         doing = "store"
         created = store_flags(store, run_id, quote(drafts), quote(behind), quote(routing))
+    except DeliveryRefused as refused:
+        # Failed with the message and no traceback: a refused delivery is the register's to fix, not a bug.
+        _record_failure(store, run_id, doing, refused)
+        return Failed(message="\n".join([str(refused), *getattr(refused, "__notes__", ())]), data=refused)
     except Exception as exc:
         _record_failure(store, run_id, doing, exc)
         raise
@@ -362,18 +455,37 @@ def nightly(params: NightlyParams) -> NightlySummary:
         rows_quarantined=quarantined,
         below_capacity=len(routing.below),
         data_docs=data_docs_index(context),
+        rows_trimmed=ingested.rows_trimmed,
+        warnings=tuple(ingested.warnings),
     )
+    for warning in ingested.warnings:
+        get_run_logger().warning("%s", warning)
     store.finish_run(run_id, "completed", {
         "flags_created": summary.flags_created,
         "flags_total": summary.flags_total,
         "flags_suppressed": sum(d.suppressed for d in drafts),
         "below_capacity": len(routing.below),
         "rows_quarantined": quarantined,
+        "rows_trimmed": ingested.rows_trimmed,
+        "deliveries_accepted": ingested.accepted,
+        "warnings": ingested.warnings,
         "model_version": summary.model_version,
         "rules_version": summary.rules_version,
         "snapshot": key["snapshot"],
     })
     return summary
+
+
+def _acceptance(params: NightlyParams) -> Acceptance | None:
+    """Who accepts which incomplete or old deliveries for this run; refused unless every source is registered and a name and reason are given."""
+    if not params.accept_incomplete:
+        return None
+    unknown = sorted(set(params.accept_incomplete) - set(load_registry()))
+    if unknown:
+        raise ValueError(f"accept_incomplete names {', '.join(unknown)}, which no registered source is called; see sources/registry.yaml")
+    if not (params.accepted_by or "").strip() or not (params.accept_reason or "").strip():
+        raise ValueError("accepting an incomplete or old extract needs the name of who accepts it and a reason (accepted_by, accept_reason)")
+    return Acceptance(tuple(params.accept_incomplete), params.accepted_by.strip(), params.accept_reason.strip())
 
 
 def run_key(store: Store, run_id: str, folder: Path | str, ruleset: RuleSet, model_name: str) -> dict[str, str | None]:

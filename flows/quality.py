@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from prefect import flow
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict
 
@@ -14,6 +15,7 @@ from casework.store import Store
 from flows.nightly import SIDE_BY_SIDE, ingest, today_in_copenhagen
 from tidlig import logs, settings
 from validate.context import data_docs_index, gx_context
+from validate.contract import DeliveryRefused
 
 
 class QualityParams(BaseModel):
@@ -51,6 +53,10 @@ def data_quality(params: QualityParams) -> QualityReport:
     context = gx_context(home)
     try:
         ingest(store, run_id, params.extracts or settings.extracts_location(config), context, config.validate_.max_invalid_share, home)
+    except DeliveryRefused as refused:
+        # The message names each refused file and what to do; a traceback would only bury it.
+        store.fail_run(run_id, "read+validate", str(refused))
+        return Failed(message=str(refused), data=refused)
     except Exception as exc:
         store.fail_run(run_id, type(exc).__name__, str(exc))
         raise

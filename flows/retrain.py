@@ -140,7 +140,7 @@ def _train_and_register(
     logs.redact_prefect_logs()
     registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
     folder = params.extracts or settings.extracts_location(config)
-    sources, _ = ingest(store, run_id, folder, gx_context(home), config.validate_.max_invalid_share, home)
+    sources = ingest(store, run_id, folder, gx_context(home), config.validate_.max_invalid_share, home).sources
     result = train_candidate(sources, dates, config.model.horizon_days, config.routing.table)
     deployed = None
     if evaluate:

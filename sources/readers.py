@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 
 import polars as pl
 
-from audit.cpr import redact_cpr
+from audit.cpr import looks_like_cpr, redact_cpr
 from sources.registry import Source
 
 ROW_NUMBER = "row_number"
@@ -38,6 +40,8 @@ class Extract:
     frame: pl.DataFrame
     # Columns the file has but the registry does not: never loaded (least data), but reported.
     ignored_columns: tuple[str, ...] = ()
+    # Data rows the register says it sent (NAME.count beside the file), when it sends a count.
+    declared_rows: int | None = None
 
 
 def is_database(location: Path | str) -> bool:
@@ -50,7 +54,7 @@ def read_extract(folder: Path | str, source: Source) -> Extract:
     if is_database(folder):
         return read_table(str(folder), source)
     path = locate(Path(folder), source)
-    frame = _read_parquet(path) if path.suffix == ".parquet" else _read_csv(path, source)
+    frame = _read_parquet(path, source) if path.suffix == ".parquet" else _read_csv(path, source)
     if source.version and source.version not in frame.columns and frame.width:
         # A register that never sends corrections has no version column: every row is a first version.
         frame = frame.with_columns(pl.lit(1 if path.suffix == ".parquet" else "1").alias(source.version))
@@ -61,13 +65,38 @@ def read_extract(folder: Path | str, source: Source) -> Extract:
     # unless a quoted value spans lines), so whoever delivered it can find a quarantined row again.
     frame = frame.select(source.column_names).with_row_index(ROW_NUMBER, offset=1)
     frame = frame.with_columns(pl.col(ROW_NUMBER).cast(pl.Int64))
-    return Extract(source=source.name, path=path, frame=frame, ignored_columns=ignored)
+    return Extract(source=source.name, path=path, frame=frame, ignored_columns=ignored, declared_rows=declared_rows(path, source))
+
+
+def count_file(path: Path) -> Path:
+    """Where a register puts the number of data rows it sent: NAME.count beside NAME.csv or NAME.parquet."""
+    return path.with_suffix(".count")
+
+
+def declared_rows(path: Path, source: Source) -> int | None:
+    """The row count in the extract's count file, None when the register sent none; refuses one that is not a number."""
+    counted = count_file(path)
+    if not counted.exists():
+        return None
+    text = _read_bytes(counted, source).decode("ascii", errors="replace").strip()
+    if not re.fullmatch(r"[0-9]{1,12}", text):
+        raise ExtractError(
+            f"{counted}: a count file must hold the number of data rows in {path.name} and nothing else; "
+            f"ask {source.owner} to send it again, or remove it if the register sends no count."
+        )
+    return int(text)
 
 
 def locate(folder: Path, source: Source) -> Path:
     """The one extract file of the source in folder; raises ExtractError when there is none or two."""
     if not folder.is_dir():
         raise ExtractError(f"{folder}: the extract folder does not exist; check the configured data folder.")
+    for ext in EXTENSIONS:
+        if (folder / f"{source.file}{ext}").is_dir():
+            raise ExtractError(
+                f"{folder / source.file}{ext}: is a folder, not a file; deliver the extract of source "
+                f"'{source.name}' itself under that name (move the file out of the folder and remove the folder)."
+            )
     found = [path for ext in EXTENSIONS if (path := folder / f"{source.file}{ext}").is_file()]
     if len(found) > 1:
         raise ExtractError(
@@ -84,25 +113,85 @@ def locate(folder: Path, source: Source) -> Path:
     return found[0]
 
 
-def _read_parquet(path: Path) -> pl.DataFrame:
-    if path.stat().st_size == 0:
-        raise ExtractError(f"{path}: the file is empty (0 bytes); ask for the extract to be delivered again.")
+def _read_bytes(path: Path, source: Source) -> bytes:
+    """The file's bytes; a file the run may not read is the operator's to fix, not worth a retry."""
     try:
-        return pl.read_parquet(path)
-    except Exception as exc:  # polars raises several types for a damaged or non-Parquet file
-        raise ExtractError(f"{path}: cannot be read as Parquet ({exc}); re-export the file.") from exc
+        return path.read_bytes()
+    except PermissionError:
+        raise ExtractError(
+            f"{path}: cannot be read: permission denied for the user the run works as; give that user read "
+            "access to the file (and its folder), then start the run again."
+        ) from None
+    except IsADirectoryError:
+        raise ExtractError(f"{path}: is a folder, not a file; deliver the extract of source '{source.name}' itself.") from None
+
+
+def _read_parquet(path: Path, source: Source) -> pl.DataFrame:
+    raw = _read_bytes(path, source)
+    if not raw:
+        raise ExtractError(f"{path}: the file is empty (0 bytes); ask {source.owner} to deliver the extract again.")
+    _refuse_other_formats(path, raw, source, expected="Parquet")
+    try:
+        return pl.read_parquet(raw)
+    except Exception:  # polars raises several types for a damaged or non-Parquet file; its text may quote data
+        raise ExtractError(
+            f"{path}: cannot be read as Parquet (the file is damaged, cut short or not Parquet); ask {source.owner} "
+            "to export it again."
+        ) from None
+
+
+# What a file named .csv sometimes really is: its first bytes tell (zip: also .xlsx workbooks).
+_OTHER_FORMATS = (
+    (b"PK\x03\x04", "a zip archive"),
+    (b"PK\x05\x06", "an empty zip archive"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+    (b"PAR1", "a Parquet file"),
+    (b"\xd0\xcf\x11\xe0", "an Excel workbook (.xls)"),
+)
+
+
+def _refuse_other_formats(path: Path, raw: bytes, source: Source, expected: str) -> None:
+    for magic, kind in _OTHER_FORMATS:
+        if not raw.startswith(magic) or (kind == "a Parquet file" and expected == "Parquet"):
+            continue
+        if kind == "a zip archive" and _is_workbook(raw):
+            kind = "an Excel workbook (.xlsx)"
+        if kind.startswith("an Excel"):
+            todo = f"open it in the spreadsheet and save it as CSV (separated by ';') under the name {path.name}"
+        elif kind == "a Parquet file":
+            todo = f"rename it to {path.stem}.parquet"
+        else:
+            todo = f"unpack it and deliver the {expected} file it holds as {path.name}"
+        raise ExtractError(f"{path}: is {kind}, not a {expected} file; {todo}.")
+
+
+def _is_workbook(raw: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            return any(name.startswith("xl/") for name in archive.namelist())
+    except zipfile.BadZipFile:
+        return False
 
 
 def _read_csv(path: Path, source: Source) -> pl.DataFrame:
-    text = decode(path, path.read_bytes())
+    raw = _read_bytes(path, source)
+    _refuse_other_formats(path, raw, source, expected="CSV")
+    # Windows and old Mac exports end lines with CRLF or CR alone; read as one kind of line.
+    text = decode(path, raw).replace("\r\n", "\n").replace("\r", "\n")
+    ends_with_line_break = text.endswith("\n")
     # A blank line at the very end is an export artefact, not a row; blank lines inside stay
     # rows so they are quarantined where they are.
-    text = text.rstrip("\r\n")
+    text = text.rstrip("\n")
     if not text.strip():
         raise ExtractError(f"{path}: the file is empty; ask {source.owner} to deliver the extract again.")
-    header_line = text.split("\n", 1)[0].rstrip("\r")
+    header_line, _, body = text.partition("\n")
     separator = max(SEPARATORS, key=header_line.count)
     header = [name.strip() for name in next(csv.reader([header_line], delimiter=separator))]
+    if any(_looks_like_data(name) for name in header):
+        raise ExtractError(
+            f"{path}: the first line holds values, not column names: the header line is missing. Ask "
+            f"{source.owner} to export the file with its header ({', '.join(source.column_names)})."
+        )
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
         raise ExtractError(
@@ -113,12 +202,46 @@ def _read_csv(path: Path, source: Source) -> pl.DataFrame:
             f"{path}: found a single column {header[0]!r} where {len(source.columns)} were expected "
             f"({', '.join(source.column_names)}): the file must be separated by ',' or ';'. Re-export it so."
         )
+    if body and not ends_with_line_break:
+        _refuse_cut_last_line(path, source, text, separator, len(header))
     try:
         # Every column as text, so a bad value becomes a quarantined row instead of a crash.
         return pl.read_csv(text.encode("utf-8"), separator=separator, infer_schema=False, new_columns=header)
-    except pl.exceptions.PolarsError as exc:
-        problem = _ragged_line(text, separator, len(header)) or str(exc)
-        raise ExtractError(f"{path}: cannot be read as CSV: {problem}") from exc
+    except pl.exceptions.PolarsError:
+        # polars' own text quotes the offending value, which may be personal: say where instead.
+        problem = _ragged_line(text, separator, len(header)) or _unclosed_quote(text, separator) or (
+            "the rows do not follow the header; re-export the file."
+        )
+        raise ExtractError(f"{path}: cannot be read as CSV: {problem}") from None
+
+
+def _looks_like_data(name: str) -> bool:
+    """A header field shaped like a CPR number, a date or an amount: the header line is missing."""
+    return looks_like_cpr(name) or bool(re.fullmatch(r"[0-9][0-9.,:/ -]*", name))
+
+
+def _refuse_cut_last_line(path: Path, source: Source, text: str, separator: str, width: int) -> None:
+    """A last line with fewer fields than the header and no line break after it: the transfer stopped mid-row."""
+    last = text.rsplit("\n", 1)[-1]
+    fields = next(csv.reader([last], delimiter=separator), [])
+    if len(fields) < width:
+        line = text.count("\n") + 1
+        raise ExtractError(
+            f"{path}: the last line (line {line}) stops after {len(fields)} of {width} fields without a line break: "
+            f"the file was cut off during export or transfer and rows may be missing. Ask {source.owner} to "
+            "deliver the whole file again."
+        )
+
+
+def _unclosed_quote(text: str, separator: str) -> str | None:
+    reader = csv.reader(io.StringIO(text), delimiter=separator, strict=True)
+    start = 1  # the line the row being read begins on
+    try:
+        for _ in reader:
+            start = reader.line_num + 1
+    except csv.Error:
+        return f"line {start}: a quote (\") is opened but never closed; fix the quoting and export the file again."
+    return None
 
 
 # A UTF-8 encoded letter beyond ASCII: a lead byte and its continuation byte(s).
@@ -126,9 +249,30 @@ _UTF8_LETTER = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}")
 
 
 def decode(path: Path, raw: bytes) -> str:
-    """UTF-8 (with or without BOM), else Windows-1252/Latin-1 as Danish systems export; never a mix."""
+    """The file's text in the encoding it was written in (encoding_of)."""
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode(encoding_of(path, raw))
+    except UnicodeDecodeError:
+        raise ExtractError(
+            f"{path}: looks like UTF-16 text but is damaged (an odd number of bytes or a broken letter); "
+            "export the file again, preferably as UTF-8."
+        ) from None
+
+
+def encoding_of(path: Path, raw: bytes) -> str:
+    """UTF-8 (with or without BOM), UTF-16 (as spreadsheets save "Unicode text"), else Windows-1252/Latin-1 as Danish systems export; never a mix."""
+    utf16 = _utf16(raw)
+    if utf16 is not None:
+        return utf16
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise ExtractError(
+            f"{path}: line {line} holds a NUL byte, which no text file does: the file is damaged or not CSV; "
+            "export it again as CSV text."
+        )
+    try:
+        raw.decode("utf-8")
+        return "utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
     except UnicodeDecodeError as exc:
         bad_line = raw[: exc.start].count(b"\n") + 1
         bad_byte = raw[exc.start]
@@ -142,9 +286,23 @@ def decode(path: Path, raw: bytes) -> str:
         )
     # Windows-1252 leaves five bytes undefined; Latin-1 reads them, so nothing is lost.
     try:
-        return raw.decode("cp1252")
+        raw.decode("cp1252")
+        return "cp1252"
     except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        return "latin-1"
+
+
+def _utf16(raw: bytes) -> str | None:
+    """The UTF-16 codec a file is written in, by its byte order mark or by NUL bytes beside every ASCII letter."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    head = raw[:4096]
+    if len(head) >= 4 and head.count(b"\x00") * 2 >= len(head) - 1:
+        if head[1::2].count(b"\x00") * 2 >= len(head[1::2]):
+            return "utf-16-le"
+        if head[0::2].count(b"\x00") * 2 >= len(head[0::2]):
+            return "utf-16-be"
+    return None
 
 
 def _ragged_line(text: str, separator: str, width: int) -> str | None:

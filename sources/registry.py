@@ -14,7 +14,8 @@ _SOURCE_KEYS = {
     "title", "title_da", "sector", "owner", "legal_basis", "retention_days", "file",
     "keys", "event_date", "known_date", "columns",
 }
-_OPTIONAL_SOURCE_KEYS = {"version", "keep_real_id"}
+_OPTIONAL_SOURCE_KEYS = {"version", "keep_real_id", "delivery"}
+_DELIVERY_KEYS = {"max_row_drop", "count_file", "max_age_days"}
 _COLUMN_KEYS = {"type", "personal", "person_id", "nullable", "values", "pattern", "min", "max", "references"}
 
 
@@ -38,6 +39,18 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """What a complete, current extract of the source looks like; each check is off when not declared."""
+
+    # Fewer rows than the last accepted delivery by more than this share: the extract was cut short.
+    max_row_drop: float | None = None
+    # The register sends NAME.count (its number of data rows) beside every file; without one the run stops.
+    count_file: bool = False
+    # The newest event date may be at most this many days before the as-of date.
+    max_age_days: int | None = None
+
+
+@dataclass(frozen=True)
 class Source:
     name: str
     title: str
@@ -55,6 +68,7 @@ class Source:
     # The real CPR number is kept (encrypted store, caseworker view) only where a caseworker may need it.
     keep_real_id: bool = False
     title_da: str = ""  # the registry file requires it; `title` is the English one
+    delivery: Delivery = Delivery()
 
     def title_in(self, language: str) -> str:
         """The register's title in "da" or "en"."""
@@ -94,6 +108,24 @@ def _column(source: str, name: str, spec: Any) -> Column:
         max=spec.get("max"),
         references=spec.get("references"),
     )
+
+
+def _delivery(source: str, spec: Any) -> Delivery:
+    if spec is None:
+        return Delivery()
+    if not isinstance(spec, dict):
+        raise RegistryError(f"source '{source}', key 'delivery': expected a mapping like {{max_row_drop: 0.1}}, got {spec!r}")
+    unknown = set(spec) - _DELIVERY_KEYS
+    if unknown:
+        raise RegistryError(f"source '{source}', key 'delivery': unknown key(s) {sorted(unknown)}; allowed: {sorted(_DELIVERY_KEYS)}")
+    drop, count, age = spec.get("max_row_drop"), spec.get("count_file", False), spec.get("max_age_days")
+    if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0 <= drop < 1):
+        raise RegistryError(f"source '{source}', key 'delivery.max_row_drop': give a share from 0 up to (not including) 1, such as 0.1, got {drop!r}")
+    if not isinstance(count, bool):
+        raise RegistryError(f"source '{source}', key 'delivery.count_file': give true or false, got {count!r}")
+    if age is not None and (isinstance(age, bool) or not isinstance(age, int) or age < 1):
+        raise RegistryError(f"source '{source}', key 'delivery.max_age_days': give a whole number of days, at least 1, got {age!r}")
+    return Delivery(max_row_drop=None if drop is None else float(drop), count_file=count, max_age_days=age)
 
 
 def _source(name: str, spec: Any) -> Source:
@@ -139,6 +171,7 @@ def _source(name: str, spec: Any) -> Source:
         columns=columns,
         version=version,
         keep_real_id=bool(spec.get("keep_real_id", False)),
+        delivery=_delivery(name, spec.get("delivery")),
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sources.readers import EXTENSIONS, SEPARATORS, ExtractError, decode, is_database, locate
+from sources.readers import EXTENSIONS, SEPARATORS, ExtractError, count_file, declared_rows, decode, encoding_of, is_database, locate
 from sources.registry import Source
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,14 @@ def prune_extract(location: Path | str, source: Source, cutoff: date) -> int:
         kept = _kept(frame, path, source, cutoff)
         if kept.height < frame.height:
             _replace(path, lambda tmp: kept.write_parquet(tmp))
-        return frame.height - kept.height
-    return _prune_csv(path, source, cutoff)
+        deleted = frame.height - kept.height
+    else:
+        deleted = _prune_csv(path, source, cutoff)
+    declared = declared_rows(path, source)
+    if deleted and declared is not None:
+        # The register's count must keep describing the file, or the next run would take it for cut short.
+        _replace(count_file(path), lambda tmp: tmp.write_text(f"{declared - deleted}\n", encoding="ascii"))
+    return deleted
 
 
 def _kept(frame: pl.DataFrame, path: Path, source: Source, cutoff: date) -> pl.DataFrame:
@@ -96,17 +102,12 @@ def event_dates(values: pl.Series) -> pl.Series:
 
 def _prune_csv(path: Path, source: Source, cutoff: date) -> int:
     raw = path.read_bytes()
-    # Written back in the encoding it came in: a Latin-1 export stays Latin-1 for whoever reads it next.
-    if raw.startswith(b"\xef\xbb\xbf"):
-        encoding = "utf-8-sig"
-    else:
-        try:
-            raw.decode("utf-8")
-            encoding = "utf-8"
-        except UnicodeDecodeError:
-            decode(path, raw)  # refuses a file of mixed encodings with the reader's message
-            encoding = "cp1252" if _decodes(raw, "cp1252") else "latin-1"
-    text = raw.decode(encoding).rstrip("\r\n")
+    # Written back in the encoding and with the line endings it came in: a Latin-1 export stays
+    # Latin-1 for whoever reads it next.
+    encoding = encoding_of(path, raw)
+    text = decode(path, raw)
+    ending = "\r\n" if "\r\n" in text else "\r" if "\r" in text and "\n" not in text else "\n"
+    text = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
     if not text.strip():
         return 0
     header = text.split("\n", 1)[0]
@@ -115,17 +116,8 @@ def _prune_csv(path: Path, source: Source, cutoff: date) -> int:
     delivered = {name.strip(): name for name in frame.columns}  # the header is written back as it came
     kept = _kept(frame.rename({name: clean for clean, name in delivered.items()}), path, source, cutoff).rename(delivered)
     if kept.height < frame.height:
-        ending = "\r\n" if "\r\n" in text else "\n"
         _replace(path, lambda tmp: tmp.write_bytes(kept.write_csv(separator=separator, line_terminator=ending).encode(encoding)))
     return frame.height - kept.height
-
-
-def _decodes(raw: bytes, encoding: str) -> bool:
-    try:
-        raw.decode(encoding)
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _replace(path: Path, write: Callable[[Path], object]) -> None:

@@ -189,9 +189,12 @@ class Numbering:
 
 
 def _cpr_ids(birth: np.ndarray, male: np.ndarray, numbering: Numbering) -> pl.Series:
-    """CPR-like ids DDMMYY-SSSS, unique, with the last digit odd for men as in the real register."""
+    """CPR-like ids DDMMYY-SSSS, unique, with the last digit odd for men and the seventh telling the century as in the real register."""
     frame = pl.DataFrame({"birth": birth, "male": male}).with_columns(nth=pl.int_range(pl.len()).over("birth"))
-    serial = 1000 + 2 * (frame["nth"] + numbering.born(birth)) + frame["male"].cast(pl.Int64)
+    year = frame["birth"].dt.year()
+    # Seventh digit 0-3: born 1900-1999; 4: 2000-2036; 5-8: 1858-1899 (and 2000-2057).
+    century = pl.select(pl.when(year < 1900).then(5000).when(year < 2000).then(1000).otherwise(4000)).to_series()
+    serial = century + 2 * (frame["nth"] + numbering.born(birth)) + frame["male"].cast(pl.Int64)
     return frame.select(pl.col("birth").dt.strftime("%d%m%y") + "-" + serial.cast(pl.String).str.zfill(4)).to_series()
 
 

@@ -160,12 +160,12 @@ def _prepare_prefect() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def _run_nightly(as_of: date, extracts: Path | None, config: Path | None):
+def _run_nightly(as_of: date, extracts: Path | None, config: Path | None, **accepting):
     _prepare_prefect()
     from flows.nightly import NightlyParams, nightly
 
     try:
-        return nightly(NightlyParams(as_of=as_of, extracts=extracts, config=config))
+        return nightly(NightlyParams(as_of=as_of, extracts=extracts, config=config, **accepting))
     except Exception as exc:
         # The flow recorded the failure (stage, error, what to do) in the store and the audit log;
         # the traceback is in the flow run's log.
@@ -205,9 +205,27 @@ def run_nightly(
     as_of: Annotated[str, typer.Option("--as-of", help="As-of date YYYY-MM-DD: only what was known by then is used.")],
     extracts: Annotated[Optional[Path], typer.Option(help="Folder of extracts (default: TIDLIG_HOME/extracts).")] = None,
     config: ConfigOption = None,
+    accept_incomplete: Annotated[Optional[list[str]], typer.Option(
+        "--accept-incomplete", metavar="SOURCE",
+        help="Use this source's extract although it fails its delivery checks (too few rows, count file disagrees, too old); "
+             "repeat for more sources; needs --by and --reason and is written to the audit log.",
+    )] = None,
+    by: Annotated[Optional[str], typer.Option("--by", help="Your name, recorded in the audit log with --accept-incomplete.")] = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why the run may use the extract as it is (with --accept-incomplete).")] = None,
 ) -> None:
     """Run the nightly scoring flow for one as-of date; rerunning the same date adds no duplicates."""
-    summary = _run_nightly(_parse_date(as_of, "--as-of"), extracts, config)
+    day = _parse_date(as_of, "--as-of")
+    if accept_incomplete:
+        from sources.registry import load_registry
+
+        unknown = sorted(set(accept_incomplete) - set(load_registry()))
+        if unknown:
+            _fail(f"--accept-incomplete: no registered source is called {', '.join(unknown)}; the sources are {', '.join(load_registry())}")
+        if not (by or "").strip() or not (reason or "").strip():
+            _fail("--accept-incomplete needs --by NAME and --reason TEXT: the audit log records who let the run use the extract and why")
+    elif by or reason:
+        _fail("--by and --reason go with --accept-incomplete SOURCE; without it there is nothing to accept")
+    summary = _run_nightly(day, extracts, config, accept_incomplete=tuple(accept_incomplete or ()), accepted_by=by, accept_reason=reason)
     if summary.same_key_as:
         typer.echo(
             f"Nothing to do: run {summary.same_key_as} already completed {summary.as_of} on the same extracts, "
@@ -218,8 +236,10 @@ def run_nightly(
     typer.echo(
         f"Run {summary.run_id} for {summary.as_of}: {summary.flags_created} new flags "
         f"({summary.flags_total} in all), {summary.below_capacity} below capacity, {summary.rows_quarantined} rows quarantined, "
-        f"model {summary.model_version}, rules {summary.rules_version}."
+        f"{summary.rows_trimmed} with values trimmed of spaces, model {summary.model_version}, rules {summary.rules_version}."
     )
+    for warning in summary.warnings:
+        typer.secho(f"Warning: {warning}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()

@@ -17,7 +17,8 @@ import polars as pl
 from sources.readers import ROW_NUMBER
 from sources.registry import Column, Source
 from validate.suites import (
-    DANISH_DATE, DATE, DUPLICATE, INTEGER, KEY, NUMBER, SUPERSEDED, field, missing_input, pair_input, reference_input,
+    DANISH_DATE, DANISH_THOUSANDS, DATE, DUPLICATE, ENGLISH_THOUSANDS, INTEGER, KEY, NUMBER, SUPERSEDED, field,
+    missing_input, pair_input, reference_input,
 )
 
 CHECK_ROW = "check_row"
@@ -68,13 +69,58 @@ def parsed(values: pl.Expr, dtype: pl.DataType, column: Column) -> pl.Expr:
         value = pl.when(text.str.contains(polars_regex(DANISH_DATE))).then(danish).otherwise(iso)
     elif column.type == "float":
         ok = text.str.contains(polars_regex(NUMBER))
-        value = text.str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+        value = (
+            pl.when(text.str.contains(f"^{DANISH_THOUSANDS}$")).then(text.str.replace_all(".", "", literal=True))
+            .when(text.str.contains(f"^{ENGLISH_THOUSANDS}$")).then(text.str.replace_all(",", "", literal=True))
+            .otherwise(text)
+            .str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+        )
     elif column.type == "int":
         ok = text.str.contains(polars_regex(INTEGER))
         value = text.cast(pl.Int64, strict=False)
     else:
         return text
     return pl.when(ok).then(value)
+
+
+# DDMMYY-SSSS, or as spreadsheets and other systems write it: without the dash, with a space, or
+# with the leading zero of a birth day before the 10th dropped.
+_CPR_WRITTEN = r"^([0-9]{5,6})[ -]?([0-9]{4})$"
+
+
+def tidy(frame: pl.DataFrame, source: Source) -> tuple[pl.DataFrame, int]:
+    """Delivered text without surrounding spaces and CPR numbers written DDMMYY-SSSS; and how many rows had spaces trimmed."""
+    text = [c for c in source.columns if frame.schema[c.name] == pl.String]
+    if not text:
+        return frame, 0
+    # Only spaces is no value at all (missing), not a value with spaces around it.
+    padded = pl.any_horizontal([
+        (pl.col(c.name) != pl.col(c.name).str.strip_chars()) & (pl.col(c.name).str.strip_chars() != "") for c in text
+    ]).fill_null(False)
+    trimmed = frame.select(padded.sum()).item()
+    tidied = []
+    for column in text:
+        value = pl.col(column.name).str.strip_chars()
+        if column.person_id:
+            digits = value.str.extract_groups(_CPR_WRITTEN)
+            value = pl.when(value.str.contains(_CPR_WRITTEN)).then(
+                pl.concat_str([digits.struct.field("1").str.zfill(6), digits.struct.field("2")], separator="-")
+            ).otherwise(value)
+        tidied.append(value.alias(column.name))
+    return frame.with_columns(tidied), int(trimmed)
+
+
+def cpr_birth_date(text: pl.Expr) -> pl.Expr:
+    """The birth date a DDMMYY-SSSS number begins with, the century read from its seventh digit; null when no real date."""
+    year = text.str.slice(4, 2).cast(pl.Int32, strict=False)
+    seventh = text.str.slice(7, 1).cast(pl.Int32, strict=False)
+    century = (
+        pl.when(seventh <= 3).then(1900)
+        .when(seventh.is_in([4, 9])).then(pl.when(year <= 36).then(2000).otherwise(1900))
+        .otherwise(pl.when(year <= 57).then(2000).otherwise(1800))
+    )
+    written = pl.concat_str([(century + year).cast(pl.String), text.str.slice(2, 2), text.str.slice(0, 2)], separator="-")
+    return pl.when(text.str.contains(r"^[0-9]{6}-[0-9]{4}$")).then(written.str.to_date("%Y-%m-%d", strict=False))
 
 
 def build_checks(frame: pl.DataFrame, source: Source, registered: dict[str, pl.Series] | None = None) -> Checks:
@@ -102,6 +148,11 @@ def build_checks(frame: pl.DataFrame, source: Source, registered: dict[str, pl.S
             number=parsed(pl.col(column.name), dtype, column).cast(pl.Float64) if column.type in ("float", "int") else pl.lit(None, pl.Float64),
         )
         keep = ["text"] + (["date"] if column.type == "date" else []) + (["number"] if column.type in ("float", "int") else [])
+        if column.person_id:
+            shaped = table["text"].str.contains(r"^[0-9]{6}-[0-9]{4}$")
+            no_date = table.select(cpr_birth_date(pl.col("text")).is_null()).to_series()
+            table = table.with_columns(bad_birth_date=pl.when(shaped).then((no_date & shaped).cast(pl.Int64)))
+            keep.append("bad_birth_date")
         add(column.name, distinct, table.select(keep))
         missing = table["text"].is_null()
         add(missing_input(column), pl.DataFrame({"count": [1, 0]}), flags(int(missing.sum()), table.height))

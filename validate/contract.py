@@ -11,7 +11,7 @@ import polars as pl
 
 from sources.readers import ROW_NUMBER, Extract, ExtractError
 from sources.registry import Column, Source
-from validate.checks import CHECK_ROW, as_text, build_checks, parsed, registered_values
+from validate.checks import CHECK_ROW, as_text, build_checks, parsed, registered_values, tidy
 from validate.quarantine import RESOLVED_CHECKS, key_values, quarantine_rows
 from validate.suites import TODAY
 
@@ -37,6 +37,36 @@ class Validation:
     rows_broken: int = 0
     # Why the extract is refused as a whole (too many broken rows); None when it is accepted.
     refused: str | None = None
+    # Rows with a value delivered with spaces around it; trimmed, then checked like any other.
+    rows_trimmed: int = 0
+    # The file (or database/table) the rows came from, the columns it had that were not read, and
+    # the data rows its count file declared (None without one): what delivery checks look at.
+    file: str = ""
+    ignored_columns: tuple[str, ...] = ()
+    declared_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An extract a run cannot use: its source and a message naming the file, what is wrong and what to do, never a row's values."""
+
+    source: str
+    message: str
+    # Set when the rows were read and checked: their accounting and quarantine are kept all the same.
+    validation: Validation | None = None
+
+
+class DeliveryRefused(ExtractError):
+    """One or more extracts were refused; the message holds each one's own message."""
+
+    def __init__(self, refused: list[Refused]):
+        # Only the names: the exception travels with the run's state, and the refusals' rows must not.
+        self.sources = tuple(r.source for r in refused)
+        if len(refused) == 1:
+            message = refused[0].message
+        else:
+            message = f"{len(refused)} extracts were refused:\n" + "\n".join(f"- {r.message}" for r in refused)
+        super().__init__(message)
 
 
 class InvalidShareError(ExtractError):
@@ -74,7 +104,8 @@ def validate_extract(
     if run is not None and run.context is not context:
         raise ValueError("the ValidationRun belongs to another GX context; open it with validation_run(context)")
     today = today or date.today()
-    frame = extract.frame
+    frame, trimmed = tidy(extract.frame, source)
+    extract = replace(extract, frame=frame)
     for column in source.columns:
         dtype = frame.schema[column.name]
         if dtype.is_nested():
@@ -106,16 +137,32 @@ def validate_extract(
     broken = found.filter(~pl.col("check").is_in(RESOLVED_CHECKS)).get_column(ROW_NUMBER).n_unique()
     validation = Validation(
         source=source.name, valid=valid, quarantine=found.drop("check"), rows_in=frame.height,
-        rows_valid=valid.height, rows_quarantined=bad_rows.len(), rows_broken=broken,
+        rows_valid=valid.height, rows_quarantined=bad_rows.len(), rows_broken=broken, rows_trimmed=trimmed,
+        file=extract.path.name, ignored_columns=extract.ignored_columns, declared_rows=extract.declared_rows,
     )
     assert validation.rows_in == validation.rows_valid + validation.rows_quarantined, "rows lost in validation"
-    log.info("%s: %d rows in, %d valid, %d quarantined (%d broken)", source.name, validation.rows_in,
-             validation.rows_valid, validation.rows_quarantined, broken)
+    log.info("%s: %d rows in, %d valid, %d quarantined (%d broken), %d with values trimmed", source.name, validation.rows_in,
+             validation.rows_valid, validation.rows_quarantined, broken, trimmed)
     share = broken / validation.rows_in
     if share > max_invalid_share:
         validation = replace(validation, refused=_too_many_message(extract, source, validation, share, max_invalid_share))
         if refuse:
             raise InvalidShareError(validation.refused)
+    return validation
+
+
+def refusal_or_validation(source: Source, validate) -> Validation | Refused:
+    """validate()'s Validation, or the extract's refusal when it cannot be used as a whole (its quarantine kept when there is one).
+
+    validate must call validate_extract(..., refuse=False): the refused rows stay with the
+    Validation, never in an exception.
+    """
+    try:
+        validation = validate()
+    except ExtractError as exc:
+        return Refused(source.name, str(exc))
+    if validation.refused:
+        return Refused(source.name, validation.refused, validation)
     return validation
 
 

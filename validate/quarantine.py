@@ -152,6 +152,8 @@ def _reason(check: str, column: Column, raw: str | None, number: float | None, t
         return f"{quoted} is not one of {', '.join(column.values)}"
     if check == "pattern":
         return f"{quoted} does not match the pattern {column.pattern}"
+    if check == "cpr_date":
+        return f"{name} does not begin with a real birth date (DDMMYY, century from the seventh digit)"
     if check == "date":
         return f"{quoted} is not a calendar date written YYYY-MM-DD or DD-MM-YYYY (years 1000-2999)"
     if check == "float":

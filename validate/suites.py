@@ -38,8 +38,13 @@ _LEAP_YEAR = r"(?:[12][0-9](?:0[48]|[2468][048]|[13579][26])|(?:1[26]|2[048])00)
 ISO_DATE = rf"^(?:[12][0-9]{{3}}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)\Z"
 DANISH_DATE = rf"^(?:{_DAY_MONTH}-[12][0-9]{{3}}|29-02-{_LEAP_YEAR})\Z"
 DATE = rf"^(?:[12][0-9]{{3}}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29|{_DAY_MONTH}-[12][0-9]{{3}}|29-02-{_LEAP_YEAR})\Z"
-# A decimal comma is accepted: Danish exports separated by ';' commonly write 12,5.
-NUMBER = r"^[+-]?[0-9]+(?:[.,][0-9]+)?(?:[eE][+-]?[0-9]+)?\Z"
+# A decimal comma is accepted: Danish exports separated by ';' commonly write 12,5. So are
+# thousands separators where they cannot be mistaken for a decimal mark: 26.322,74 and 1.234.567
+# the Danish way, 26,322.74 and 1,234,567 the English way (26.322 alone stays 26.322).
+PLAIN_NUMBER = r"[+-]?[0-9]+(?:[.,][0-9]+)?(?:[eE][+-]?[0-9]+)?"
+DANISH_THOUSANDS = r"[+-]?[0-9]{1,3}(?:(?:\.[0-9]{3})+,[0-9]+|(?:\.[0-9]{3}){2,})"
+ENGLISH_THOUSANDS = r"[+-]?[0-9]{1,3}(?:(?:,[0-9]{3})+\.[0-9]+|(?:,[0-9]{3}){2,})"
+NUMBER = rf"^(?:{PLAIN_NUMBER}|{DANISH_THOUSANDS}|{ENGLISH_THOUSANDS})\Z"
 INTEGER = r"^[+-]?[0-9]{1,18}\Z"  # 18 digits always fit in Int64
 TODAY = "today"  # a suite parameter, so one stored suite serves every day's run
 
@@ -126,6 +131,11 @@ def _column_expectations(gxe, column: Column) -> list:
         found.append(gxe.ExpectColumnValuesToBeInSet(column=text, value_set=list(column.values), meta=meta("in_set")))
     if column.pattern is not None:
         found.append(gxe.ExpectColumnValuesToMatchRegex(column=text, regex=column.pattern, meta=meta("pattern")))
+    if column.person_id:
+        found.append(gxe.ExpectColumnValuesToBeBetween(
+            column=field(column.name, "bad_birth_date"), max_value=0, meta=meta("cpr_date"),
+            notes="A CPR number begins with a real birth date (DDMMYY, the century from the seventh digit); modulus 11 is not required.",
+        ))
     if column.type == "date":
         found.append(gxe.ExpectColumnValuesToMatchRegex(
             column=text, regex=DATE, meta=meta("date"),

@@ -420,6 +420,7 @@ KIND_TEXTS: dict[str, tuple[str, str]] = {
     "run.finished": ("Kørsel afsluttet", "Run finished"),
     "run.failed": ("Kørsel fejlet", "Run failed"),
     "source.validated": ("Kilde valideret", "Source validated"),
+    "delivery.accepted": ("Ufuldstændigt eller gammelt udtræk godkendt", "Incomplete or old extract accepted"),
     "model.registered": ("Model registreret", "Model registered"),
     "model.promoted": ("Model taget i brug", "Model promoted"),
     "flag.created": ("Markering oprettet", "Flag created"),

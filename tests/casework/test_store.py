@@ -444,3 +444,34 @@ def test_below_capacity_and_each_teams_cut_are_kept_once_with_the_flags_and_audi
     store.start_run("run-3", AS_OF - timedelta(days=2), "nightly")
     store.save_flags("run-3", [draft("P7", as_of=AS_OF - timedelta(days=2))], cuts=cuts)
     assert store.shown_this_week(AS_OF) == {"familie-nord": 1, "familie-syd": 0}
+
+
+def test_the_last_accepted_delivery_counts_only_completed_nightly_runs_used_without_a_persons_acceptance(store):
+    def night(run_id, rows, status, *, flow="nightly", accepted=()):
+        store.start_run(run_id, AS_OF, flow)
+        store.record_source_check(run_id, "school_absence", rows, rows, 0)
+        if status == "failed":
+            store.fail_run(run_id, "read+validate", "school_absence.csv: cut short")
+        else:
+            store.finish_run(run_id, status, {"deliveries_accepted": list(accepted)})
+
+    assert store.accepted_rows() == {}
+    night("full", 55_091, "completed")
+    night("short-refused", 27_540, "failed")
+    night("short-accepted", 27_540, "completed", accepted=["school_absence"])
+    night("quality-check", 27_540, "completed", flow="data-quality")
+    assert store.accepted_rows() == {"school_absence": 55_091}
+    night("next", 55_200, "completed")
+    assert store.accepted_rows() == {"school_absence": 55_200}
+
+
+def test_accepting_a_delivery_is_audited_with_who_and_why(store, run):
+    with pytest.raises(ValueError, match="give your name and a reason"):
+        store.accept_delivery(run, "school_absence", "school_absence.csv", ["cut short"], by="Ole", reason=" ")
+    store.accept_delivery(run, "school_absence", "school_absence.csv", ["school_absence.csv has 27,540 rows"], by="Ole",
+                          reason="resten kommer i morgen, jf. 010190-1234")
+    [event] = read(store.engine, kind="delivery.accepted")
+    assert event.actor == "Ole"
+    assert event.payload["problems"] == ["school_absence.csv has 27,540 rows"] and event.payload["as_of"] == AS_OF.isoformat()
+    assert "010190-1234" not in event.payload["reason"], "a CPR number typed into the reason is blanked out"
+    assert verify(store.engine).ok

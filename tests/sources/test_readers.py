@@ -188,9 +188,37 @@ def test_damaged_parquet(tmp_path):
     assert "school_absence.parquet" in message and "cannot be read as Parquet" in message
 
 
-def test_an_error_quoting_a_line_of_the_file_blanks_out_its_cpr_number(tmp_path):
-    # Delivered without a header and separated by tabs: the first data line is quoted as the header.
-    write(tmp_path, "040313 1001\t2024-01-01\t12.5\t2024-01-05\n")
+@pytest.mark.parametrize("name", ["school_absence.csv", "school_absence.parquet"])
+def test_a_file_the_run_may_not_read_is_named_with_what_to_do(tmp_path, monkeypatch, name):
+    path = write(tmp_path, "\n".join([HEADER, *ROWS]) + "\n", name=name)
+    real = Path.read_bytes
+
+    def refuse(self):
+        # The tests may run as root, for whom file permissions do not hold: refuse as the OS would.
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
     message = error(tmp_path)
-    assert "single column" in message and "[CPR fjernet]" in message
-    assert "040313" not in message
+    assert name in message and "permission denied" in message and "read access" in message
+
+
+def test_messages_never_quote_a_row(tmp_path):
+    # Without a header the first row would be taken for column names and quoted back.
+    write(tmp_path, "\n".join(ROWS) + "\n")
+    message = error(tmp_path)
+    assert "header line is missing" in message and "010190-1234" not in message
+    write(tmp_path, f'{HEADER}\n{ROWS[0]}\n"{ROWS[1]}\n')
+    message = error(tmp_path)
+    assert "line 3" in message and "020290-2345" not in message
+
+
+def test_the_registers_count_file_is_read_beside_the_extract(tmp_path):
+    write(tmp_path, "\n".join([HEADER, *ROWS]) + "\n")
+    assert read_extract(tmp_path, SOURCE).declared_rows is None
+    (tmp_path / "school_absence.count").write_text("55091\n", encoding="ascii")
+    assert read_extract(tmp_path, SOURCE).declared_rows == 55091
+    (tmp_path / "school_absence.count").write_text("rows: 55091", encoding="ascii")
+    message = error(tmp_path)
+    assert "school_absence.count: a count file must hold the number of data rows in school_absence.csv" in message

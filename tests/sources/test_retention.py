@@ -47,6 +47,24 @@ def test_a_danish_latin1_csv_keeps_its_separator_encoding_and_other_rows(tmp_pat
     assert path.read_bytes().decode("cp1252").split("\r\n")[:3] == [lines[0], lines[2], lines[3]]
 
 
+@pytest.mark.parametrize(("encoding", "ending"), [("utf-16", "\r\n"), ("utf-8-sig", "\r"), ("cp1252", "\n")])
+def test_a_csv_keeps_its_encoding_and_line_endings(tmp_path, encoding, ending):
+    lines = ["person_id;event_date;absence_pct;known_date;bemærkning", "010190-1234;31-10-2021;12,5;03-11-2021;Århus",
+             f"020290-2345;{NEW};0;2026-10-02;Ærø"]
+    path = tmp_path / "school_absence.csv"
+    path.write_bytes((ending.join(lines) + ending).encode(encoding))
+    assert prune_extract(tmp_path, SOURCE, CUTOFF) == 1
+    assert path.read_bytes() == (ending.join([lines[0], lines[2]]) + ending).encode(encoding)
+
+
+def test_the_registers_count_file_is_kept_in_step(tmp_path):
+    lines = ["person_id;event_date;absence_pct;known_date", f"010190-1234;31-10-2021;12,5;03-11-2021", f"020290-2345;{NEW};0;2026-10-02"]
+    (tmp_path / "school_absence.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8"))
+    (tmp_path / "school_absence.count").write_text("2\n", encoding="ascii")
+    assert prune_extract(tmp_path, SOURCE, CUTOFF) == 1
+    assert (tmp_path / "school_absence.count").read_text(encoding="ascii") == "1\n"
+
+
 def test_a_missing_file_has_nothing_to_delete(tmp_path):
     assert prune_extract(tmp_path, SOURCE, CUTOFF) == 0
 

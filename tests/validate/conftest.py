@@ -31,9 +31,9 @@ def _clean_value(source: Source, name: str, i: int) -> str:
         return (date(1970, 1, 1) + timedelta(days=97 * i)).isoformat()
     if column.values:
         return column.values[i % len(column.values)]
-    if column.pattern:  # every pattern in the registry is a CPR-shaped id
-        offset = 500_000 if name == "child_id" else 0  # parent and child are different people
-        return f"{100_000 + offset + i:06d}-{i % 10_000:04d}"
+    if column.pattern:  # every pattern in the registry is a CPR-shaped id, beginning with a real birth date
+        year = 10 if name == "child_id" else 60  # parent and child are different people
+        return f"{i % 28 + 1:02d}{i // 28 % 12 + 1:02d}{year}-{i % 10_000:04d}"
     if column.type in ("float", "int"):
         low, high = column.min or 0, column.max if column.max is not None else 1000
         return str(int(low + (i % int(high - low + 1))))

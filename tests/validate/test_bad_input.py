@@ -8,7 +8,9 @@ quarantined. Nothing is silently dropped.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -37,6 +39,7 @@ class Case:
     separator: str = ","
     encoding: str = "utf-8"
     check_value: tuple[str, int, object] | None = None  # (column, row number, typed value) in the valid rows
+    trimmed: int = 0  # rows with a value delivered with spaces around it
 
 
 def _set(row: int, **values) -> Callable[[list[dict]], None]:
@@ -78,6 +81,26 @@ def _mixed(folder: Path, clean: str) -> None:
     )
 
 
+def _zipped(folder: Path, clean: str) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("school_absence.csv", clean)
+    (folder / "school_absence.csv").write_bytes(buffer.getvalue())
+
+
+def _workbook(folder: Path, clean: str) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    (folder / "school_absence.csv").write_bytes(buffer.getvalue())
+
+
+def _encoded(transform: Callable[[str], str], encoding: str, name: str = "population") -> Callable[[Path, str], None]:
+    def write(folder: Path, clean: str) -> None:
+        (folder / f"{name}.csv").write_bytes(transform(clean).encode(encoding))
+    return write
+
+
 def _both(folder: Path, clean: str) -> None:
     (folder / "school_absence.csv").write_text(clean, encoding="utf-8")
     pl.read_csv(io.StringIO(clean), infer_schema=False).write_parquet(folder / "school_absence.parquet")
@@ -95,7 +118,19 @@ def _half_negative(rows):
 CASES = [
     # Whole-file problems: the run stops with one clear message.
     Case("truncated-file", "school_absence", raw=_raw_text(lambda t: t.rstrip("\n")[:-16]),
-         quarantined={10: "known_date is missing"}),
+         error="the last line (line 11) stops after 2 of 5 fields without a line break"),
+    Case("zip-named-csv", "school_absence", raw=_zipped, error="is a zip archive, not a CSV file; unpack it"),
+    Case("xlsx-named-csv", "school_absence", raw=_workbook, error="is an Excel workbook (.xlsx)"),
+    Case("gzip-named-csv", "school_absence", raw=lambda f, t: (f / "school_absence.csv").write_bytes(gzip.compress(t.encode())),
+         error="is a gzip-compressed file"),
+    Case("parquet-named-csv", "school_absence", raw=lambda f, t: pl.read_csv(io.StringIO(t)).write_parquet(f / "school_absence.csv"),
+         error="rename it to school_absence.parquet"),
+    Case("nul-bytes", "school_absence", raw=lambda f, t: (f / "school_absence.csv").write_bytes(t.encode().replace(b"\n", b"\n\x00", 3)),
+         error="line 2 holds a NUL byte"),
+    Case("no-header", "school_absence", raw=_raw_text(lambda t: t.split("\n", 1)[1]), error="the header line is missing"),
+    Case("unclosed-quote", "school_absence", raw=_raw_text(lambda t: t.replace("\n030160", '\n"030160')),
+         error='line 4: a quote (") is opened but never closed'),
+    Case("folder-named-like-the-file", "school_absence", raw=lambda f, t: (f / "school_absence.csv").mkdir(), error="is a folder, not a file"),
     Case("wrong-delimiter", "school_absence", raw=_raw_text(lambda t: t.replace(",", "\t")), error="separated by ',' or ';'"),
     Case("pipe-delimiter", "school_absence", raw=_raw_text(lambda t: t.replace(",", "|")), error="single column"),
     Case("duplicated-header", "school_absence", raw=_raw_text(lambda t: t.split("\n", 1)[0] + "," + t.split(",", 1)[0] + "\n" + t.split("\n", 1)[1]),
@@ -127,13 +162,19 @@ CASES = [
     Case("birth-in-future", "population", change=_set(1, birth_date="2031-12-24"), quarantined={1: "birth_date is in the future"}),
     Case("known-before-event", "substance_treatment", change=_set(2, known_date="2023-12-01"), quarantined={2: "is before event_date"}),
     Case("negative-amount", "evictions", change=_set(5, arrears_dkk="-1200,50"), quarantined={5: "arrears_dkk -1200,50 is below the minimum 0"}),
-    Case("amount-with-thousands-separator", "evictions", change=_set(5, arrears_dkk="12.000,50"), quarantined={5: "is not a number"}),
+    Case("amount-two-decimal-marks", "evictions", change=_set(5, arrears_dkk="12,000,50"), quarantined={5: "is not a number"}),
     Case("unknown-code", "benefits", change=_set(6, benefit="pension"), quarantined={6: "'pension' is not one of"}),
     Case("unknown-notifier", "notifications", change=_set(6, notifier="teacher"), quarantined={6: "'teacher' is not one of"}),
     Case("absence-above-100", "school_absence", change=_set(7, absence_pct="140"), quarantined={7: "above the maximum 100"}),
     Case("text-in-number", "school_absence", change=_set(7, absence_pct="lots"), quarantined={7: "is not a number"}),
     Case("text-in-version", "school_absence", change=_set(7, version="two"), quarantined={7: "is not a whole number"}),
-    Case("id-without-dash", "school_absence", change=_set(8, person_id="0101901234"), quarantined={8: "does not match the pattern"}),
+    Case("id-with-letters", "school_absence", change=_set(8, person_id="01019O-1234"), quarantined={8: "does not match the pattern"}),
+    Case("cpr-day-32", "population", change=_set(8, person_id="320190-1234"), quarantined={8: "person_id does not begin with a real birth date"}),
+    Case("cpr-month-13", "population", change=_set(8, person_id="011390-1234"), quarantined={8: "does not begin with a real birth date"}),
+    # The seventh digit 1 puts 29 February of year 00 in 1900, which was no leap year; 4 puts it in 2000.
+    Case("cpr-leap-day-1900", "population", change=_set(8, person_id="290200-1234"), quarantined={8: "does not begin with a real birth date"}),
+    Case("cpr-leap-day-2000", "population", change=_set(8, person_id="290200-4234"), check_value=("person_id", 8, "290200-4234")),
+    Case("cpr-failing-modulus-11", "population", change=_set(8, person_id="010190-1235"), check_value=("person_id", 8, "010190-1235")),
     Case("missing-id", "school_absence", change=_set(8, person_id=""), quarantined={8: "person_id is missing"}),
     Case("blank-id", "school_absence", change=_set(8, person_id="   "), quarantined={8: "person_id is missing"}),
     Case("id-not-in-population", "school_absence", change=_set(9, person_id="311299-9999"),
@@ -148,11 +189,33 @@ CASES = [
     Case("duplicate-notification-id", "notifications", change=_copy(1, notifier="police"),
          quarantined={1: "is repeated in rows 1, 11", 11: "is repeated in rows 1, 11"}),
     # Danish ways of writing that are not errors.
+    Case("id-without-dash", "population", change=_set(8, person_id="0403131001"), check_value=("person_id", 8, "040313-1001")),
+    Case("id-with-space", "population", change=_set(8, person_id="040313 1001"), check_value=("person_id", 8, "040313-1001")),
+    Case("id-leading-zero-dropped", "population", change=_set(8, person_id="40313-1001"), check_value=("person_id", 8, "040313-1001")),
+    Case("id-without-dash-is-found-in-population", "school_absence", change=_set(8, person_id="0801600007"), check_value=("person_id", 8, "080160-0007")),
+    Case("danish-thousands-separator", "evictions", change=_set(5, arrears_dkk="26.322,74"), check_value=("arrears_dkk", 5, 26322.74)),
+    Case("danish-thousands-without-decimals", "evictions", change=_set(5, arrears_dkk="1.234.567"), check_value=("arrears_dkk", 5, 1234567.0)),
+    Case("english-thousands-separator", "evictions", change=_set(5, arrears_dkk="26,322.74"), check_value=("arrears_dkk", 5, 26322.74)),
+    Case("decimal-point-is-no-thousands-separator", "evictions", change=_set(5, arrears_dkk="26.322"), check_value=("arrears_dkk", 5, 26.322)),
+    Case("spaces-around-values", "school_absence", change=_set(3, person_id=" 030160-0002 ", absence_pct=" 12,5\t"),
+         check_value=("absence_pct", 3, 12.5), trimmed=1),
+    Case("spaces-around-a-code", "benefits", change=_set(3, benefit=" " + REGISTRY["benefits"].column("benefit").values[0] + " "),
+         check_value=("benefit", 3, REGISTRY["benefits"].column("benefit").values[0]), trimmed=1),
     Case("decimal-comma", "school_absence", change=_set(2, absence_pct="12,5"), check_value=("absence_pct", 2, 12.5)),
     Case("danish-date", "school_absence", change=_set(2, event_date="15-02-2024", known_date="20-02-2024"),
          check_value=("event_date", 2, date(2024, 2, 15))),
     Case("semicolons-latin1", "population", change=_set(2, address="Ærøgade 7, 2. th."), separator=";", encoding="cp1252",
          check_value=("address", 2, "Ærøgade 7, 2. th.")),
+    Case("utf-16-with-bom", "population", change=_set(2, address="Ærøgade 7"), encoding="utf-16",
+         check_value=("address", 2, "Ærøgade 7")),
+    Case("utf-16-le-without-bom", "population", change=_set(2, address="Ærøgade 7"), encoding="utf-16-le",
+         check_value=("address", 2, "Ærøgade 7")),
+    Case("crlf-line-endings", "population", change=_set(3, address="Åbyvej 2"),
+         raw=_encoded(lambda t: t.replace("\n", "\r\n"), "cp1252"), check_value=("address", 3, "Åbyvej 2")),
+    Case("cr-line-endings", "population", change=_set(3, address="Åbyvej 2"),
+         raw=_encoded(lambda t: t.replace("\n", "\r"), "cp1252"), check_value=("address", 3, "Åbyvej 2")),
+    Case("cr-line-endings-cut-off", "population", raw=_encoded(lambda t: t.replace("\n", "\r")[:-9], "utf-8"),
+         error="without a line break"),
     Case("utf8-bom", "population", change=_set(2, address="Søndergårdsvej 1"), encoding="utf-8-sig",
          check_value=("address", 2, "Søndergårdsvej 1")),
 ]
@@ -197,3 +260,4 @@ def test_malformed_extract(case: Case, clean_rows, tmp_path, context):
     if case.check_value:
         column, row, value = case.check_value
         assert validation.valid.filter(pl.col("row_number") == row)[column].item() == value
+    assert validation.rows_trimmed == case.trimmed

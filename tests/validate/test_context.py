@@ -16,7 +16,7 @@ TODAY = date(2025, 6, 1)
 def test_runs_keep_results_and_data_docs_and_can_repeat(registry, clean_rows, csv_extract, tmp_path):
     source = registry["school_absence"]
     rows = clean_rows(source)
-    rows[1]["person_id"] = "0101901234"
+    rows[1]["person_id"] = "010190-12345"
     rows[2]["absence_pct"] = "140"
     extract = csv_extract(source, rows)
     home = tmp_path / "home"
@@ -66,7 +66,7 @@ def test_a_run_stores_every_result_builds_docs_once_and_quarantines_as_a_single_
 
     source, other = registry["school_absence"], registry["homelessness"]
     rows = clean_rows(source)
-    rows[1]["person_id"] = "0101901234"
+    rows[1]["person_id"] = "010190-12345"
     rows[2]["absence_pct"] = "140"
     extract, clean = csv_extract(source, rows), csv_extract(other, clean_rows(other))
     context = gx_context(tmp_path / "home")
@@ -88,7 +88,7 @@ def test_a_run_stores_every_result_builds_docs_once_and_quarantines_as_a_single_
     pages = list((tmp_path / "home" / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations").rglob("*.html"))
     assert len(stored) == len(pages) == 3
     text = "".join(path.read_text(encoding="utf-8") for path in stored + pages)
-    assert "0101901234" not in text
+    assert "010190-12345" not in text
 
 
 def test_a_changed_registry_saves_the_suite_again(registry, tmp_path):

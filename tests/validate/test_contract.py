@@ -72,7 +72,7 @@ BAD_ROWS = [
     ("population", "sex", "X", "expect_column_values_to_be_in_set", "sex 'X' is not one of F, M", "X"),
     ("notifications", "notifier", "teacher", "expect_column_values_to_be_in_set",
      "notifier 'teacher' is not one of school, daycare, health, police, hospital, relative, anonymous", "teacher"),
-    ("school_absence", "person_id", "0101901234", "expect_column_values_to_match_regex",
+    ("school_absence", "person_id", "010190-12345", "expect_column_values_to_match_regex",
      r"person_id does not match the pattern ^\d{6}-\d{4}$", None),
     ("school_absence", "absence_pct", "140.0", "expect_column_values_to_be_between",
      "absence_pct 140.0 is above the maximum 100", "140.0"),
@@ -159,7 +159,7 @@ def test_personal_values_never_reach_the_quarantine(registry, clean_rows, csv_ex
     source = registry["family_relations"]
     rows = clean_rows(source)
     rows[0]["parent_id"] = "12345-67890"
-    rows[1]["child_id"] = rows[1]["parent_id"].replace("-", "")
+    rows[1]["child_id"] = "32" + rows[1]["child_id"][2:]  # no 32nd day: quarantined without quoting it
     rows[2]["child_id"] = rows[3]["child_id"]
     rows[2]["parent_id"] = rows[3]["parent_id"]
     validation = run(csv_extract(source, rows), source, context, max_invalid_share=1.0)

@@ -18,7 +18,7 @@ def test_school_absence_suite_holds_every_registry_rule(registry):
     suite = build_suite(registry["school_absence"])
     assert suite.name == "school_absence"
     assert kinds(suite) == {
-        ("missing", "person_id"), ("pattern", "person_id"), ("reference", "person_id"),
+        ("missing", "person_id"), ("pattern", "person_id"), ("cpr_date", "person_id"), ("reference", "person_id"),
         ("missing", "event_date"), ("date", "event_date"), ("future", "event_date"),
         ("missing", "absence_pct"), ("float", "absence_pct"), ("range", "absence_pct"),
         ("missing", "known_date"), ("date", "known_date"), ("future", "known_date"),
