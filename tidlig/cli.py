@@ -542,7 +542,7 @@ def features_describe() -> None:
         typer.secho(feature.name, bold=True)
         typer.echo(f"  shown as: {feature.label['da']} / {feature.label['en']}")
         typer.echo(f"  {feature.explain(source.title)}")
-        typer.echo(f"  only rows known by the as-of date ({source.known_date} <= as-of); legal basis: {source.legal_basis}")
+        typer.echo(f"  only rows known before the as-of date ({source.known_date} < as-of); legal basis: {source.legal_basis}")
         typer.echo(f"  why: {feature.why}")
 
 
