@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import polars as pl
 import pytest
@@ -65,19 +67,72 @@ def test_scorer_refuses_unknown_calibration():
         RiskScorer(calibration="platt").fit(X, y)
 
 
-def test_logistic_contributions_are_coefficient_times_standardised_value():
+def test_logistic_contributions_are_measured_from_the_population_baseline():
     X, y = _children(2000)
     model = RiskScorer().fit(X, y)
     pipe = model.estimator_
-    coef = pipe[-1].coef_[0]
-    scale = pipe.named_steps["scale"]
-    row = X[:1]
-    got = contributions(model, row)[0]
-    imputed = pipe.named_steps["impute"].transform(row)[0]
-    z = (imputed - scale.mean_) / scale.scale_
-    assert got[0] == pytest.approx(coef[0] * z[0])
-    assert got[1] == pytest.approx(coef[1] * z[1] + coef[3] * z[3])  # value plus its missing indicator
-    assert got.sum() == pytest.approx(pipe.decision_function(row)[0] - pipe[-1].intercept_[0])
+    coef, scale = pipe[-1].coef_[0], pipe.named_steps["scale"].scale_
+    baseline = np.nanmedian(X, axis=0)
+    rows = np.array([[3, 30, 1], [0, np.nan, 0]], dtype=float)
+    got = contributions(model, rows)
+    for j in range(3):
+        assert got[0, j] == pytest.approx(coef[j] * (rows[0, j] - baseline[j]) / scale[j])
+    # Replacing the value by the baseline moves the uncalibrated log-odds by exactly the contribution.
+    moved = rows[:1].copy()
+    moved[0, 1] = baseline[1]
+    assert pipe.decision_function(rows[:1])[0] - pipe.decision_function(moved)[0] == pytest.approx(got[0, 1])
+    # A missing value is compared with nothing, and the typical person's values contribute nothing.
+    assert got[1, 1] == 0
+    assert np.allclose(contributions(model, baseline[None, :]), 0)
+
+
+@pytest.mark.parametrize("estimator", [PointsRule(points=RULE, feature_names=NAMES), gradient_boosting()], ids=["points", "boosting"])
+def test_other_models_measure_contributions_from_the_baseline_too(estimator):
+    X, y = _children(3000)
+    model = RiskScorer(estimator=estimator).fit(X, y)
+    baseline = np.nanmedian(X, axis=0)
+    assert np.allclose(contributions(model, baseline[None, :]), 0)
+    got = contributions(model, np.array([[5, np.nan, 1]], dtype=float))[0]
+    assert got[0] > 0 and got[1] == 0 and got[2] > 0
+
+
+def _fitted(weights: dict[str, float], n: int = 4000, seed: int = 0):
+    """A scorer over MODEL_FEATURES where only the weighted columns matter, and the column map."""
+    rng = np.random.default_rng(seed)
+    col = {name: i for i, name in enumerate(MODEL_FEATURES)}
+    X = np.zeros((n, len(MODEL_FEATURES)))
+    X[:, col["age_years"]] = rng.integers(0, 18, n)
+    X[:, col["notifications_365d"]] = rng.poisson(0.3, n)
+    X[:, col["parent_substance_treatment_365d"]] = rng.random(n) < 0.05
+    X[:, col["school_absence_pct_90d"]] = rng.beta(1.5, 20, n) * 100
+    X[:, col["days_since_last_notification"]] = np.nan
+    logit = -4 + sum(w * X[:, col[name]] for name, w in weights.items())
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # days_since_last_notification has no value at all
+        baseline = np.nanmedian(X, axis=0)
+    return RiskScorer().fit(X, y), col, baseline
+
+
+def test_a_signal_with_a_negative_contribution_is_not_listed_as_raising_the_score():
+    model, col, baseline = _fitted({"notifications_365d": 0.9, "school_absence_pct_90d": 0.15})
+    person = baseline.copy()[None, :]
+    person[0, col["notifications_365d"]] = 4
+    person[0, col["school_absence_pct_90d"]] = 0.5  # far below the typical child's absence
+    assert contributions(model, person)[0, col["school_absence_pct_90d"]] < 0
+    listed = [s["feature"] for s in signals(model, person, MODEL_FEATURES)[0].to_list()]
+    assert listed == ["notifications_365d"]
+
+
+def test_age_is_context_never_a_signal():
+    # Age is the strongest input here, and a baby is far from the typical child's age.
+    model, col, baseline = _fitted({"age_years": -0.3, "notifications_365d": 1.0}, n=8000)
+    baby = baseline.copy()[None, :]
+    baby[0, col["age_years"]] = 0
+    baby[0, col["notifications_365d"]] = 1
+    assert contributions(model, baby)[0, col["age_years"]] > contributions(model, baby)[0, col["notifications_365d"]] > 0
+    listed = [s["feature"] for s in signals(model, baby, MODEL_FEATURES)[0].to_list()]
+    assert listed == ["notifications_365d"]
 
 
 def test_texts_are_plain_danish_and_english():
