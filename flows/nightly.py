@@ -173,12 +173,14 @@ def team_capacity(table_path: Path | None):
 
 @stage
 def score(table: pl.DataFrame, support_measures: pl.DataFrame, model: RiskScorer, model_version: str, as_of: date) -> pl.DataFrame:
-    """Score the cohort (score 1-20, probability); everyone else keeps null scores."""
+    """Score the cohort (score 1-20, probability, the calibrated risk of the score level); everyone else keeps null scores."""
     scored = cohort(table, support_measures, as_of)
     X = matrix(scored)
+    levels = model.score_levels(X)
     scores = scored.select("person").with_columns(
-        score=pl.Series(model.score_levels(X), dtype=pl.Int64),
+        score=pl.Series(levels, dtype=pl.Int64),
         probability=pl.Series(model.predict_proba(X)[:, 1], dtype=pl.Float64),
+        level_risk=pl.Series(model.level_risk(levels), dtype=pl.Float64, nan_to_null=True),
         model_version=pl.lit(model_version),
     )
     cases = open_case_teams(support_measures, as_of)

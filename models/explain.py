@@ -96,6 +96,20 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def risk_in_words(level_risk: float | None, language: str) -> str | None:
+    """A score level's calibrated risk as a caseworker says it: "omkring 6 ud af 100 børn med denne score ..."."""
+    if level_risk is None or np.isnan(level_risk):
+        return None
+    in_100 = round(100 * level_risk)
+    if language == "da":
+        share = f"omkring {in_100} ud af 100" if in_100 >= 1 else "under 1 ud af 100"
+        return f"{share} børn med denne score får brug for støtte inden for et år"
+    if language == "en":
+        share = f"about {in_100} in 100" if in_100 >= 1 else "fewer than 1 in 100"
+        return f"{share} children with this score need support within a year"
+    raise ValueError(f"language must be da or en, got {language!r}")
+
+
 def describe(feature: str, value: float | None, language: str, *, parent: str | None = None) -> str | None:
     """The plain-language text of one signal, or None when the feature has no text for this case.
 

@@ -58,6 +58,9 @@ class FlagDraft:
     # The model's top signals behind the score, in plain words (feature, value, contribution,
     # text_da, text_en; on a family flag also the member's person).
     signals: tuple[dict, ...] = ()
+    # Each member's own score, one entry per person the flag is about (person, target, age_years,
+    # score, probability, level_risk: the calibrated risk of the member's score level).
+    member_scores: tuple[dict, ...] = ()
 
     @property
     def suppressed(self) -> bool:

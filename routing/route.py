@@ -153,14 +153,16 @@ def route(
     for family, person in groups.sort("family", "member").select("family", "person").iter_rows():
         members.setdefault(family, []).append(person)
     explained = _signals(flagged)
+    own_scores = _member_scores(flagged)
 
-    def flag(row: dict, flag_reasons: tuple[Reason, ...], flag_signals: tuple[dict, ...], suppressed_by: tuple = ()) -> FlagDraft:
+    def flag(row: dict, flag_reasons: tuple[Reason, ...], flag_signals: tuple[dict, ...], suppressed_by: tuple = (),
+             about: tuple[str, ...] = ()) -> FlagDraft:
         return FlagDraft(
             as_of=as_of, person=row["person"], target=row["target"], team=row["team"],
             priority=row["priority"], rank=row["rank"], queued=row["queued"], score=row["score"],
             probability=row["probability"], model_version=row["model_version"],
             rules_version=ruleset.version, reasons=flag_reasons, suppressed_by=suppressed_by,
-            signals=flag_signals,
+            signals=flag_signals, member_scores=tuple(own_scores[p] for p in about or (row["person"],)),
         )
 
     drafts = []
@@ -171,7 +173,7 @@ def route(
             family = members[row["family"]]
             named = _family_reasons(family, reasons)
             family_signals = tuple(dict(s, person=m) for m in family for s in explained.get(m, ()))
-            drafts.append(flag(row, named, family_signals))
+            drafts.append(flag(row, named, family_signals, about=tuple(family)))
     kept = routed.filter(pl.col("person").is_in(list(suppressed))).sort("team", "person")
     for row in kept.with_columns(rank=pl.lit(0), queued=pl.lit(False)).iter_rows(named=True):
         person = row["person"]
@@ -190,6 +192,15 @@ def _family_reasons(family: list[str], reasons: dict[str, list[Reason]]) -> tupl
                 shared.add(id(reason))
                 named.append(reason)
     return tuple(named)
+
+
+MEMBER_SCORE_COLUMNS = ("person", "target", "age_years", "score", "probability", "level_risk")
+
+
+def _member_scores(flagged: pl.DataFrame) -> dict[str, dict]:
+    """Each flagged person's own score, risk and age, as far as the score stage supplied them."""
+    present = [c for c in MEMBER_SCORE_COLUMNS if c in flagged.columns]
+    return {row["person"]: dict.fromkeys(MEMBER_SCORE_COLUMNS) | row for row in flagged.select(present).iter_rows(named=True)}
 
 
 def _signals(flagged: pl.DataFrame) -> dict[str, tuple[dict, ...]]:

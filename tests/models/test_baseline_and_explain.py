@@ -11,7 +11,7 @@ import pytest
 from features.catalogue import CATALOGUE
 from models.baseline import PointsRule
 from models.dataset import MODEL_FEATURES
-from models.explain import contributions, describe, signals
+from models.explain import contributions, describe, risk_in_words, signals
 from models.scorer import RiskScorer, gradient_boosting
 
 NAMES = ("notifications_365d", "school_absence_pct_90d", "parent_substance_treatment_365d")
@@ -151,3 +151,20 @@ def test_gradient_boosting_fits_when_a_column_has_no_value_at_all():
     X_new = X.copy()
     X_new[:, 2] = 1.0  # a value seen after training changes nothing the model could not have learnt
     assert np.allclose(model.predict_proba(X_new), model.predict_proba(X))
+
+
+def test_each_score_level_means_the_calibrated_risk_of_the_training_persons_at_it():
+    X, y = _children(4000)
+    model = RiskScorer().fit(X, y)
+    risk, levels = model.predict_proba(X)[:, 1], model.score_levels(X)
+    for level in np.unique(levels):
+        assert model.level_risk(np.array([level]))[0] == pytest.approx(risk[levels == level].mean())
+    assert not np.isnan(model.level_risk(np.arange(1, 21))).any()
+    assert np.all(np.diff(model.level_risk(np.arange(1, 21))) >= 0), "a higher score never means a lower risk"
+
+
+def test_the_risk_is_said_as_so_many_in_100_children():
+    assert risk_in_words(0.061, "da") == "omkring 6 ud af 100 børn med denne score får brug for støtte inden for et år"
+    assert risk_in_words(0.061, "en") == "about 6 in 100 children with this score need support within a year"
+    assert risk_in_words(0.003, "da").startswith("under 1 ud af 100")
+    assert risk_in_words(None, "en") is None and risk_in_words(float("nan"), "da") is None
