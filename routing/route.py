@@ -153,17 +153,19 @@ def route(
     for family, person in groups.sort("family", "member").select("family", "person").iter_rows():
         members.setdefault(family, []).append(person)
     explained = _signals(flagged)
-    own_scores = _member_scores(flagged)
+    # Everyone a flag is about: the flagged, and the members a family rule read (flagged or not).
+    about = {p for found in reasons.values() for r in found for p in r.members} | set(flagged["person"])
+    own_scores = _member_scores(persons.filter(pl.col("person").is_in(list(about))))
 
-    def flag(row: dict, flag_reasons: tuple[Reason, ...], flag_signals: tuple[dict, ...], suppressed_by: tuple = (),
-             about: tuple[str, ...] = ()) -> FlagDraft:
-        return FlagDraft(
+    def flag(row: dict, flag_reasons: tuple[Reason, ...], flag_signals: tuple[dict, ...], suppressed_by: tuple = ()) -> FlagDraft:
+        draft = FlagDraft(
             as_of=as_of, person=row["person"], target=row["target"], team=row["team"],
             priority=row["priority"], rank=row["rank"], queued=row["queued"], score=row["score"],
             probability=row["probability"], model_version=row["model_version"],
             rules_version=ruleset.version, reasons=flag_reasons, suppressed_by=suppressed_by,
-            signals=flag_signals, member_scores=tuple(own_scores[p] for p in about or (row["person"],)),
+            signals=flag_signals,
         )
+        return replace(draft, member_scores=tuple(own_scores[p] for p in draft.members if p in own_scores))
 
     drafts = []
     for row in ranked.select(*columns, "rank", "queued").iter_rows(named=True):
@@ -173,7 +175,7 @@ def route(
             family = members[row["family"]]
             named = _family_reasons(family, reasons)
             family_signals = tuple(dict(s, person=m) for m in family for s in explained.get(m, ()))
-            drafts.append(flag(row, named, family_signals, about=tuple(family)))
+            drafts.append(flag(row, named, family_signals))
     kept = routed.filter(pl.col("person").is_in(list(suppressed))).sort("team", "person")
     for row in kept.with_columns(rank=pl.lit(0), queued=pl.lit(False)).iter_rows(named=True):
         person = row["person"]

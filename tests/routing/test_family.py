@@ -115,6 +115,7 @@ def test_a_family_rule_makes_one_family_flag_listing_every_member_and_the_family
     # Routed like every family flag: by the youngest child, to the family team of its district.
     assert (flag.person, flag.target, flag.team, flag.priority) == ("younger", "family", "familie-syd", 2)
     assert flag.members == ("mother", "older", "younger")
+    assert [(m["person"], m["age_years"]) for m in flag.member_scores] == [("mother", 38), ("older", 12), ("younger", 7)]
     [reason] = flag.reasons
     assert (reason.rule_id, reason.person, reason.members) == ("family-several-children-notified", None, ("mother", "older", "younger"))
     assert reason.values == {
