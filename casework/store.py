@@ -116,6 +116,8 @@ flags = sa.Table(
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("suppressed_by", sa.JSON),  # the suppression rules that held; null for a flag on the list
     sa.Column("signals", sa.JSON),  # the model's top signals behind the score; null when not scored
+    # Each member's own score and its calibrated risk (0011): a family flag's score is its highest member's.
+    sa.Column("member_scores", sa.JSON),
     # The source rows behind the reasons and signals: person, feature, source, event and known dates (0007).
     sa.Column("evidence", sa.JSON),
     sa.Column("deferred_until", sa.Date),  # set while deferred: from that date the flag is due again
@@ -266,6 +268,7 @@ class Flag:
     suppressed_by: tuple[Suppression, ...] = ()
     signals: tuple[dict, ...] = ()
     evidence: tuple[dict, ...] = ()  # event_date and known_date as dates
+    member_scores: tuple[dict, ...] = ()  # person, target, age_years, score, probability, level_risk
     deferred_until: date | None = None
     version: int = 1  # what a decision on this flag names as the version it was made on
     ranking_value: float | None = None
@@ -811,6 +814,7 @@ def _flag_values(draft: FlagDraft, run_id: str, evidence: Sequence[Mapping[str, 
         reasons=jsonable(list(draft.reasons)),
         suppressed_by=jsonable(list(draft.suppressed_by)) if draft.suppressed_by else None,
         signals=jsonable(list(draft.signals)) if draft.signals else None,
+        member_scores=jsonable(list(draft.member_scores)) if draft.member_scores else None,
         evidence=[_evidence_row(row) for row in evidence] if evidence else None,
         ranking_value=draft.ranking_value,
         run_id=run_id,
@@ -891,6 +895,7 @@ def _flag(row: sa.Row, flag_decisions: tuple[Decision, ...]) -> Flag:
     values["reasons"] = tuple(Reason(**reason) for reason in values["reasons"])
     values["suppressed_by"] = tuple(Suppression(**item) for item in values.get("suppressed_by") or ())
     values["signals"] = tuple(values.get("signals") or ())
+    values["member_scores"] = tuple(values.get("member_scores") or ())
     values["evidence"] = tuple(
         {**row, "event_date": date.fromisoformat(row["event_date"]), "known_date": date.fromisoformat(row["known_date"])}
         for row in values.get("evidence") or ()

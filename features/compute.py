@@ -1,4 +1,4 @@
-"""Point-in-time computation of the catalogue with polars: only what was known on the as-of date.
+"""Point-in-time computation of the catalogue with polars: only what was known before the as-of date.
 
 One lazy plan: each source is filtered once (known and happened by the as-of date, within the
 widest window any of its features looks at) and grouped once per person, with every feature of
@@ -14,11 +14,12 @@ from datetime import date, timedelta
 import polars as pl
 
 from features.catalogue import CATALOGUE, COUNT_LIKE, SPELL_GAP_DAYS, Feature
+from sources.known import known_before
 
 
-def known_by(events: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
-    """Rows the municipality had learned of on the as-of date, about things that had happened by then."""
-    return events.filter((pl.col("known_date") <= as_of) & (pl.col("event_date") <= as_of))
+def known_and_happened(events: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
+    """Rows known before the as-of date (sources.known), about things that had happened by then."""
+    return known_before(events, as_of).filter(pl.col("event_date") <= as_of)
 
 
 def in_window(as_of: date, days: int | None, *, windows_back: int = 0) -> pl.Expr:
@@ -113,7 +114,7 @@ def own_key(feature: Feature) -> tuple:
 def per_person(events: pl.LazyFrame, features: list[Feature], columns: dict[tuple, str], as_of: date) -> pl.LazyFrame:
     """One row per person with rows of this source: every distinct own value of its features."""
     reach = reach_days(features)
-    rows = known_by(events, as_of)
+    rows = known_and_happened(events, as_of)
     if reach is not None:
         rows = rows.filter(pl.col("event_date") > as_of - timedelta(days=reach))
     spells = {columns[own_key(f)]: own_value(f, as_of) for f in features if f.agg == "longest_spell_weeks"}

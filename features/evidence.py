@@ -15,7 +15,7 @@ from datetime import date
 import polars as pl
 
 from features.catalogue import CATALOGUE, Feature
-from features.compute import in_window, known_by, matching, sibling_pairs
+from features.compute import in_window, known_and_happened, matching, sibling_pairs
 
 EVIDENCE_SCHEMA = {
     "person": pl.String, "feature": pl.String, "source": pl.String, "event_date": pl.Date, "known_date": pl.Date,
@@ -97,7 +97,7 @@ def _rows_behind(
     window = in_window(as_of, feature.window_days)
     if feature.agg == "change_in_mean":  # the trend compares the window with the one before it
         window = window | in_window(as_of, feature.window_days, windows_back=1)
-    rows = known_by(sources[feature.source].lazy(), as_of).filter(window & matching(feature.where))
+    rows = known_and_happened(sources[feature.source].lazy(), as_of).filter(window & matching(feature.where))
     if feature.agg in ("mean", "change_in_mean"):
         rows = rows.filter(pl.col(feature.column).is_not_null())  # a missing value is not in the mean
     flagged = pl.LazyFrame({"person": persons}, schema={"person": pl.String})

@@ -218,8 +218,11 @@ def team_capacity(table_path: Path | None):
 
 @stage
 def score(table: pl.DataFrame, support_measures: pl.DataFrame, model: RiskScorer, model_version: str, as_of: date) -> pl.DataFrame:
-    """Score the cohort (score 1-20, probability); everyone else keeps null scores."""
+    """Score the cohort (score 1-20, probability, the calibrated risk of the score level); everyone else keeps null scores."""
     scores = cohort_scores(table, support_measures, model, model_version, as_of)
+    scores = scores.with_columns(
+        level_risk=pl.Series(model.level_risk(scores["score"].to_numpy()), dtype=pl.Float64, nan_to_null=True),
+    )
     cases = open_case_teams(support_measures, as_of)
     return table.join(scores, on="person", how="left").join(cases, on="person", how="left")
 

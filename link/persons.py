@@ -6,18 +6,15 @@ from datetime import date
 
 import polars as pl
 
+from sources.known import known_before
+
 ADULT_AGE = 18
-
-
-def known_by(frame: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Only rows the municipality knew of on the as-of date."""
-    return frame.filter(pl.col("known_date") <= as_of)
 
 
 def persons(population: pl.DataFrame, as_of: date) -> pl.DataFrame:
     """One row per resident known on as_of: person, birth date, sex, district, age, child or adult."""
     return (
-        known_by(population, as_of)
+        known_before(population, as_of)
         .filter(pl.col("birth_date") <= as_of)
         # The latest known row wins when a resident's record was corrected; sorting by the
         # string id instead would cost more than the rest of linking together.
@@ -39,7 +36,7 @@ def persons(population: pl.DataFrame, as_of: date) -> pl.DataFrame:
 def families(family_relations: pl.DataFrame, as_of: date) -> pl.DataFrame:
     """Parent-child pairs known on as_of (columns parent, child, relation)."""
     return (
-        known_by(family_relations, as_of)
+        known_before(family_relations, as_of)
         .select(parent="parent_id", child="child_id", relation="relation")
         .unique(["parent", "child"])
         .sort("parent", "child")
@@ -66,7 +63,7 @@ def _age_years(as_of: date) -> pl.Expr:
 
 def residency(population_events: pl.DataFrame, persons: pl.DataFrame, as_of: date) -> pl.DataFrame:
     """For every person: moved_away (their latest known move was out) and deceased, as known on as_of."""
-    events = known_by(population_events, as_of).filter(pl.col("event_date") <= as_of)
+    events = known_before(population_events, as_of).filter(pl.col("event_date") <= as_of)
     died = events.filter(pl.col("event") == "died").select(person="person_id").unique().with_columns(deceased=pl.lit(True))
     latest_move = (
         events.filter(pl.col("event").is_in(["moved_in", "moved_out"]))

@@ -1,9 +1,15 @@
-"""Why a person got their score: the top contributing signals, in plain Danish and English.
+"""Why a person got their score: the signals that raised it, in plain Danish and English.
 
-For the logistic model a signal's contribution is its coefficient times the person's standardised
-value (plus its missing-value indicator's term), i.e. how far it moves the log-odds from an
-average person. For the points rule it is the points the signal gave. For any other model it is
-how much the log-odds drop when the signal is set to the training median (occlusion).
+A signal's contribution is measured against the population baseline: how much the model's log-odds
+of escalation drop when the person's value is replaced by the training population's typical value
+(its median among persons with a value). Only a positive contribution raised the score. For the
+logistic model that is the coefficient times the standardised distance from the baseline; for the
+points rule it is the points the value gives beyond the baseline's; for any other model it is
+measured by replacing the value (occlusion).
+
+A missing value is compared with nothing: whether a register holds a value at all mostly follows
+from age (no school absence before school age), so a missing-value indicator is never said as a
+signal about the value. Age itself is context for the caseworker, never a signal (CONTEXT).
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -22,6 +27,9 @@ from models.baseline import PointsRule
 
 TOP_SIGNALS = 3
 MIN_CONTRIBUTION = 0.05  # log-odds; below this a signal does not noticeably move the score
+# Model inputs shown beside the score as context, never as a signal that raised it: a child's age
+# says who the child is, not something a caseworker could act on.
+CONTEXT = frozenset({"age_years"})
 # Model inputs that are not catalogue features carry their texts here.
 EXTRA_TEXTS: dict[str, dict[str, str]] = {
     "age_years": {"da": "barnet er {value} år", "en": "the child is {value} {year|years} old"},
@@ -39,39 +47,46 @@ def texts() -> dict[str, dict[str, str]]:
 
 
 def contributions(model, X: np.ndarray) -> np.ndarray:
-    """Per person and input column, how much it raises the model's log-odds of escalation."""
+    """Per person and input column, how much its value raises the model's log-odds above the population baseline.
+
+    Missing values contribute 0 (see the module docstring).
+    """
+    baseline = population_baseline(model)
+    if len(baseline) != X.shape[1]:
+        raise ValueError(f"the model was trained on {len(baseline)} inputs but X has {X.shape[1]} columns")
     base = getattr(model, "estimator_", model)
     if isinstance(base, Pipeline) and isinstance(base[-1], LogisticRegression):
-        return _linear(base, X)
-    if isinstance(base, PointsRule):
+        out = _linear(base, X, baseline)
+    elif isinstance(base, PointsRule):
         out = np.zeros(X.shape, dtype=float)
-        np.add.at(out.T, base.columns_, base.contributions(X).T)
-        return out
-    return _occlusion(model, X)
-
-
-def _linear(pipeline: Pipeline, X: np.ndarray) -> np.ndarray:
-    # The transformed columns are the inputs, then one indicator per input that had missing values.
-    z = pipeline[:-1].transform(X)
-    terms = z * pipeline[-1].coef_[0]
-    p = X.shape[1]
-    out = terms[:, :p].copy()
-    imputer = next((step for _, step in pipeline.steps if isinstance(step, SimpleImputer)), None)
-    if imputer is not None and imputer.indicator_ is not None:
-        for k, column in enumerate(imputer.indicator_.features_):
-            out[:, column] += terms[:, p + k]
+        gained = base.contributions(X) - base.contributions(np.broadcast_to(baseline, X.shape))
+        np.add.at(out.T, base.columns_, gained.T)
+    else:
+        out = _occlusion(model, X, baseline)
+    out[np.isnan(X) | np.isnan(baseline)] = 0.0
     return out
 
 
-def _occlusion(model, X: np.ndarray) -> np.ndarray:
-    reference = getattr(model, "reference_", None)
-    if reference is None:
-        reference = np.nanmedian(X, axis=0)
+def population_baseline(model) -> np.ndarray:
+    """The training population's typical value per input: its median among persons with a value."""
+    baseline = getattr(model, "reference_", None)
+    if baseline is None:
+        raise ValueError("the model has no population baseline (reference_): explain a fitted models.scorer.RiskScorer")
+    return np.asarray(baseline, dtype=float)
+
+
+def _linear(pipeline: Pipeline, X: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    # Value and baseline are both present, so their missing-value indicators are equal and cancel.
+    scale = pipeline.named_steps["scale"].scale_[: X.shape[1]]
+    return pipeline[-1].coef_[0][: X.shape[1]] * (X - baseline) / scale
+
+
+def _occlusion(model, X: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     full = _logit(model.predict_proba(X)[:, 1])
-    out = np.empty(X.shape, dtype=float)
-    for j in range(X.shape[1]):
+    out = np.zeros(X.shape, dtype=float)
+    for j in np.flatnonzero(~np.isnan(baseline)):
         moved = X.copy()
-        moved[:, j] = reference[j]
+        moved[:, j] = baseline[j]
         out[:, j] = full - _logit(model.predict_proba(moved)[:, 1])
     return out
 
@@ -79,6 +94,20 @@ def _occlusion(model, X: np.ndarray) -> np.ndarray:
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-9, 1 - 1e-9)
     return np.log(p / (1 - p))
+
+
+def risk_in_words(level_risk: float | None, language: str) -> str | None:
+    """A score level's calibrated risk as a caseworker says it: "omkring 6 ud af 100 børn med denne score ..."."""
+    if level_risk is None or np.isnan(level_risk):
+        return None
+    in_100 = round(100 * level_risk)
+    if language == "da":
+        share = f"omkring {in_100} ud af 100" if in_100 >= 1 else "under 1 ud af 100"
+        return f"{share} børn med denne score får brug for støtte inden for et år"
+    if language == "en":
+        share = f"about {in_100} in 100" if in_100 >= 1 else "fewer than 1 in 100"
+        return f"{share} children with this score need support within a year"
+    raise ValueError(f"language must be da or en, got {language!r}")
 
 
 def describe(feature: str, value: float | None, language: str, *, parent: str | None = None) -> str | None:
@@ -93,7 +122,8 @@ def signals(
     model, X: np.ndarray, feature_names: Sequence[str], *, top: int = TOP_SIGNALS, min_contribution: float = MIN_CONTRIBUTION,
     context: pl.DataFrame | None = None,
 ) -> pl.Series:
-    """Per person, the top signals raising their risk: feature, value, contribution, text_da, text_en.
+    """Per person, the top signals that raised their score above the population baseline: feature,
+    value, contribution (always positive), text_da, text_en. Context inputs (age) are never signals.
 
     `context`, the feature table rows of X in the same order, lets a parent's signal name the
     parent (its `<feature>_parent` columns); without it the text says "a parent".
@@ -112,10 +142,9 @@ def signals(
         for j in np.argsort(-contrib[i], kind="stable"):
             if len(found) == top or contrib[i, j] < min_contribution:
                 break
-            value = None if np.isnan(X[i, j]) else float(X[i, j])
-            # A zero count "raising" risk is an artefact of comparing with the average person.
-            if value == 0:
+            if names[j] in CONTEXT:
                 continue
+            value = float(X[i, j])
             parent = who[names[j]][i] if names[j] in who else None
             text_da, text_en = describe(names[j], value, "da", parent=parent), describe(names[j], value, "en", parent=parent)
             if text_da is None or text_en is None:

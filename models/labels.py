@@ -1,20 +1,22 @@
 """Who is scored, and what counts as escalation: written down and versioned so auditors can read it.
 
-Children (cohort version 1, label version 1):
-  Scored: children aged 0-17 on the as-of date with no support measure or placement started in
+Children (cohort version 2, label version 1):
+  Scored: children aged 0-17 living in the municipality on the as-of date (not moved away, not
+  deceased, as the population register knew it) with no support measure or placement started in
   the 730 days before it (a child with one already has a caseworker).
   Escalation: a support measure or placement for the child starts within the horizon (365 days
   by default) after the as-of date.
 
-Adults (cohort version 1, label version 1; defined, not yet modelled):
-  Scored: adults 18 and over with no alcohol or drug treatment start in the 730 days before the
+Adults (cohort version 2, label version 1; defined, not yet modelled):
+  Scored: resident adults 18 and over with no alcohol or drug treatment start in the 730 days before the
   as-of date.
   Escalation: within the horizon, an alcohol or drug treatment starts, or the person receives
   sickness benefit for LONG_SICKNESS_WEEKS weeks or more. Evictions count too once an eviction
   register is connected; no such source exists yet.
 
 A label can only be used once it is known: `known_by` keeps the register rows the municipality
-had learned of by that date, so temporal evaluation never trains on outcomes from its future.
+had learned of before that date (sources.known, the one definition of "known" every stage uses),
+so temporal evaluation never trains on outcomes from its future.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from datetime import date, timedelta
 
 import polars as pl
 
-COHORT_VERSION = "children-without-recent-measure/1"
+from sources.known import known_before
+
+COHORT_VERSION = "resident-children-without-recent-measure/2"
 LABEL_VERSION = "support-measure-within-horizon/1"
-ADULT_COHORT_VERSION = "adults-without-recent-treatment/1"
+ADULT_COHORT_VERSION = "resident-adults-without-recent-treatment/2"
 ADULT_LABEL_VERSION = "treatment-or-long-sickness-within-horizon/1"
 OPEN_CASE_DAYS = 730
+RESIDENCY_COLUMNS = ("moved_away", "deceased")
 LONG_SICKNESS_WEEKS = 13
 
 
@@ -58,11 +63,12 @@ CHILDREN = Definition(
     cohort_version=COHORT_VERSION,
     label_version=LABEL_VERSION,
     cohort_da=(
-        "Børn på 0-17 år på skæringsdatoen, som ikke har fået iværksat en støtteforanstaltning eller "
+        "Børn på 0-17 år, der bor i kommunen på skæringsdatoen (ikke fraflyttet eller døde), og som ikke har fået iværksat en støtteforanstaltning eller "
         f"anbringelse i de {OPEN_CASE_DAYS} dage før. Børn med en åben sag har allerede en rådgiver og scores ikke."
     ),
     cohort_en=(
-        "Children aged 0-17 on the as-of date with no support measure or placement started in the "
+        "Children aged 0-17 living in the municipality on the as-of date (not moved away or deceased) with no "
+        "support measure or placement started in the "
         f"{OPEN_CASE_DAYS} days before it. Children with an open case already have a caseworker and are not scored."
     ),
     label_da=(
@@ -81,8 +87,8 @@ ADULTS = Definition(
     target="adult",
     cohort_version=ADULT_COHORT_VERSION,
     label_version=ADULT_LABEL_VERSION,
-    cohort_da=f"Voksne på 18 år og derover uden en start i alkohol- eller stofbehandling i de {OPEN_CASE_DAYS} dage før skæringsdatoen.",
-    cohort_en=f"Adults aged 18 and over with no alcohol or drug treatment start in the {OPEN_CASE_DAYS} days before the as-of date.",
+    cohort_da=f"Voksne på 18 år og derover, der bor i kommunen, uden en start i alkohol- eller stofbehandling i de {OPEN_CASE_DAYS} dage før skæringsdatoen.",
+    cohort_en=f"Adults aged 18 and over living in the municipality with no alcohol or drug treatment start in the {OPEN_CASE_DAYS} days before the as-of date.",
     label_da=(
         f"Inden for horisonten starter personen i alkohol- eller stofbehandling eller modtager sygedagpenge i "
         f"mindst {LONG_SICKNESS_WEEKS} uger. Udsættelser af lejemål tæller med, når et register for dem er tilsluttet."
@@ -95,15 +101,14 @@ ADULTS = Definition(
 
 
 def _known(rows: pl.DataFrame, known_by: date | None) -> pl.DataFrame:
-    return rows if known_by is None else rows.filter(pl.col("known_date") <= known_by)
+    return rows if known_by is None else known_before(rows, known_by)
 
 
 def open_case_teams(support_measures: pl.DataFrame, as_of: date) -> pl.DataFrame:
     """Persons with a measure started in the last OPEN_CASE_DAYS, with the team holding the case."""
     return (
-        support_measures.filter(
-            (pl.col("known_date") <= as_of)
-            & pl.col("event_date").is_between(as_of - timedelta(days=OPEN_CASE_DAYS), as_of, closed="right")
+        known_before(support_measures, as_of).filter(
+            pl.col("event_date").is_between(as_of - timedelta(days=OPEN_CASE_DAYS), as_of, closed="right")
         )
         .sort("event_date")
         .group_by("person_id")
@@ -112,10 +117,21 @@ def open_case_teams(support_measures: pl.DataFrame, as_of: date) -> pl.DataFrame
     )
 
 
+def residents(persons: pl.DataFrame) -> pl.DataFrame:
+    """Persons living in the municipality on the as-of date: not moved away, not deceased (link.persons.residency)."""
+    missing = [c for c in RESIDENCY_COLUMNS if c not in persons.columns]
+    if missing:
+        raise ValueError(
+            f"the person table has no column(s) {missing}, so who still lives in the municipality is unknown; "
+            "build it with features.table.feature_table from sources that include the population_events register"
+        )
+    return persons.filter(~pl.col("moved_away").fill_null(False) & ~pl.col("deceased").fill_null(False))
+
+
 def cohort(persons: pl.DataFrame, support_measures: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Children on as_of without an open case: the people the model scores."""
+    """Resident children on as_of without an open case: the people the model scores."""
     open_cases = open_case_teams(support_measures, as_of).select("person")
-    return persons.filter(pl.col("target") == "child").join(open_cases, on="person", how="anti")
+    return residents(persons.filter(pl.col("target") == "child")).join(open_cases, on="person", how="anti")
 
 
 def escalation(
@@ -136,12 +152,11 @@ def escalation(
 
 
 def adult_cohort(persons: pl.DataFrame, substance_treatment: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Adults on as_of without a recent treatment start."""
-    recent = substance_treatment.filter(
-        (pl.col("known_date") <= as_of)
-        & pl.col("event_date").is_between(as_of - timedelta(days=OPEN_CASE_DAYS), as_of, closed="right")
+    """Resident adults on as_of without a recent treatment start."""
+    recent = known_before(substance_treatment, as_of).filter(
+        pl.col("event_date").is_between(as_of - timedelta(days=OPEN_CASE_DAYS), as_of, closed="right")
     ).select(person="person_id")
-    return persons.filter(pl.col("target") == "adult").join(recent, on="person", how="anti")
+    return residents(persons.filter(pl.col("target") == "adult")).join(recent, on="person", how="anti")
 
 
 def adult_escalation(

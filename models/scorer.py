@@ -97,6 +97,14 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
             self.reference_ = np.nanmedian(np.asarray(X, dtype=float), axis=0)
         training_risk = self.calibrated_.predict_proba(X)[:, 1]
         self.ventile_edges_ = np.quantile(training_risk, np.linspace(0, 1, SCORE_LEVELS + 1)[1:-1])
+        # What a score level means in words: the calibrated risk of the training persons at that level;
+        # a level nobody reached (risks tied at an edge) means the risk at its lower edge.
+        at_level = levels(training_risk, self.ventile_edges_)
+        lower_edges = np.concatenate([[training_risk.min()], self.ventile_edges_])
+        self.level_risk_ = np.array([
+            training_risk[at_level == level].mean() if (at_level == level).any() else lower_edges[level - 1]
+            for level in range(1, SCORE_LEVELS + 1)
+        ])
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -105,6 +113,14 @@ class RiskScorer(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+    def level_risk(self, score_levels: np.ndarray) -> np.ndarray:
+        """The calibrated probability of escalation at each given score level (NaN for a model fitted before levels had one)."""
+        check_is_fitted(self)
+        by_level = getattr(self, "level_risk_", None)
+        if by_level is None:
+            return np.full(len(score_levels), np.nan)
+        return by_level[np.asarray(score_levels, dtype=int) - 1]
 
     def score_levels(self, X) -> np.ndarray:
         """1-20: which twentieth of the training population's risk each person falls in."""

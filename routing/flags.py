@@ -61,6 +61,9 @@ class FlagDraft:
     signals: tuple[dict, ...] = ()
     # Where the flag stood in the week's ranking (the config's ranking policy); None when suppressed.
     ranking_value: float | None = None
+    # Each member's own score, one entry per person the flag is about (person, target, age_years,
+    # score, probability, level_risk: the calibrated risk of the member's score level).
+    member_scores: tuple[dict, ...] = ()
 
     @property
     def legal_duty(self) -> bool:

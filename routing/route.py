@@ -194,15 +194,19 @@ def route(
         hits.filter(pl.col("person").is_in([m for row in shown.iter_rows(named=True) for m in about(row)] + list(suppressed))),
         ruleset,
     )
+    # Everyone a flag is about: its members, and those a family rule read (flagged or not).
+    read_about = {p for found in reasons.values() for r in found for p in r.members} | set(reasons)
+    own_scores = _member_scores(persons.filter(pl.col("person").is_in(list(read_about))))
 
     def flag(row: dict, flag_reasons: tuple[Reason, ...], suppressed_by: tuple = ()) -> FlagDraft:
-        return FlagDraft(
+        draft = FlagDraft(
             as_of=as_of, person=row["person"], target=row["target"], team=row["team"],
             priority=row["priority"], rank=row["rank"], queued=False, score=row["score"],
             probability=row["probability"], model_version=row["model_version"],
             rules_version=ruleset.version, reasons=flag_reasons, suppressed_by=suppressed_by,
             ranking_value=row.get("ranking_value"),
         )
+        return replace(draft, member_scores=tuple(own_scores[p] for p in draft.members if p in own_scores))
 
     drafts = []
     for row in shown.iter_rows(named=True):
@@ -265,3 +269,12 @@ def with_signals(drafts: list[FlagDraft], explained: Mapping[str, Sequence[dict]
         return tuple(dict(s, person=m) for m in draft.members for s in explained.get(m) or ())
 
     return [replace(draft, signals=of(draft)) for draft in drafts]
+
+
+MEMBER_SCORE_COLUMNS = ("person", "target", "age_years", "score", "probability", "level_risk")
+
+
+def _member_scores(flagged: pl.DataFrame) -> dict[str, dict]:
+    """Each flagged person's own score, risk and age, as far as the score stage supplied them."""
+    present = [c for c in MEMBER_SCORE_COLUMNS if c in flagged.columns]
+    return {row["person"]: dict.fromkeys(MEMBER_SCORE_COLUMNS) | row for row in flagged.select(present).iter_rows(named=True)}

@@ -18,7 +18,9 @@ The causal story, which the pipeline has to rediscover from the registers alone:
    Strain raises the child's school absence and missed health-visitor and dental visits at once,
    the rate of notifications (underretninger) a little later, and, through the notifications of
    the last year, the hazard of an investigation and then a support measure or placement: the
-   signals come months before the measure. Teenagers may also develop their own behavioural
+   signals come months before the measure. An investigation is dated from the notification that
+   referred the child (one to six weeks after it), and a measure follows its investigation, so no
+   register row is ever dated back from an outcome still to come. Teenagers may also develop their own behavioural
    problems (the most frequent placement reason), which no parental register shows.
 5. Every register row has an event date and a later knowledge date, after a delay typical of its
    source (treatment courses reach the municipality weeks late); rows not yet known on the
@@ -441,12 +443,15 @@ def generate(spec: SynthSpec, *, block: int = 0, numbering: Numbering | None = N
         kid_recent = recent[kids]
         # Professionals who have notified once look closer: notifications come in runs.
         notified = kids[chance(0.0006 * np.exp(1.45 * kid_strain + 0.55 * np.minimum(kid_recent, 3)), len(kids))]
-        rows["notes"].add(notified, week + jitter(len(notified)))
+        noted = week + jitter(len(notified))
+        rows["notes"].add(notified, noted)
         notes_last_year.append(notified)
-        # A notification on a child not investigated within the last half year opens an investigation a third of the time.
-        opens = notified[((week - investigated[notified]) > 182) & chance(0.33, len(notified))]
+        # A notification on a child not investigated within the last half year opens an investigation
+        # a third of the time, one to six weeks after the notification itself.
+        opening = ((week - investigated[notified]) > 182) & chance(0.33, len(notified))
+        opens = notified[opening]
         investigated[opens] = week
-        rows["investigations"].add(opens, week + rng.integers(7, 42, len(opens)))
+        rows["investigations"].add(opens, noted[opening] + rng.integers(7, 42, len(opens)))
 
         hazard = _escalation_hazard(kid_strain, kid_recent)
         oracle_weeks.append((kids, week, (1 - np.power(1 - hazard, 52)).astype(np.float32)))
@@ -454,15 +459,25 @@ def generate(spec: SynthSpec, *, block: int = 0, numbering: Numbering | None = N
             del oracle_weeks[:-1]
         started = ~(measure_until[kids] > week) & chance(hazard, len(kids))
         starts, start_strain = kids[started], kid_strain[started]
-        # Support is granted after an investigation; where none ran lately, one is opened first.
-        uninvestigated = starts[(week - investigated[starts]) > 365]
-        investigated[uninvestigated] = week - 28
-        rows["investigations"].add(uninvestigated, np.full(len(uninvestigated), week - 28))
+        # Support is granted after an investigation, and an investigation is dated from the
+        # notification that referred the child. Where none ran lately, the referral comes now and the
+        # measure waits for the investigation it opens: an investigation is never dated back from the
+        # measure it precedes, which would put the coming outcome into the registers before it happened.
+        fresh = (week - investigated[starts]) > 365
+        referred = starts[fresh]
+        referral = week + jitter(len(referred))
+        rows["notes"].add(referred, referral)
+        notes_last_year[-1] = np.concatenate([notes_last_year[-1], referred])
+        investigated[referred] = week
+        inquiry = referral + rng.integers(7, 42, len(referred))
+        rows["investigations"].add(referred, inquiry)
+        begins = week + jitter(len(starts))
+        begins[fresh] = inquiry + rng.integers(14, 43, len(referred))
         placement = chance(np.clip(0.06 + 0.05 * start_strain + 0.10 * abuse_on[starts], 0.02, 0.7), len(starts))
         weeks_open = np.where(placement, rng.geometric(1 / 210, len(starts)), rng.geometric(1 / 95, len(starts)))
-        ends_at = np.minimum(week + 7 * weeks_open, birth_d[starts] + 18 * 365 + 4)
+        ends_at = np.minimum(begins + 7 * weeks_open, birth_d[starts] + 18 * 365 + 4)
         measure_until[starts] = ends_at
-        rows["measures"].add(starts, week + jitter(len(starts)), placement, ends_at, start_strain)
+        rows["measures"].add(starts, begins, placement, ends_at, start_strain)
 
         adults = np.nonzero(is_adult & resident)[0]
         want = adults[abuser[adults] & abuse_on[adults] & ~in_course[adults]]

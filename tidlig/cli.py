@@ -383,18 +383,37 @@ def flags_show(
     typer.echo(f"Team: {f.team}  priority {f.priority}  rank {f.rank}{'  (waiting beyond capacity)' if f.queued else ''}  state: {f.status}")
     typer.echo(f"Version: {f.version} (decide on what you see here with: tidlig flags decide {f.id} ... --version {f.version})")
     if f.score is not None:
-        typer.echo(f"Score: {f.score} of 20 (probability {f.probability:.1%}), model {f.model_version}")
+        highest = "Highest score in the family" if f.target == "family" else "Score"
+        typer.echo(f"{highest}: {f.score} of 20 (probability {f.probability:.1%}), model {f.model_version}")
+    for m in f.member_scores:
+        typer.echo(_member_line(m, family=f.target == "family"))
     typer.echo(f"Rules version: {f.rules_version}\nReasons:")
     for r in f.reasons:
-        typer.echo(f"  - {r.text_da} / {r.text_en}  [{r.rule_id}: {r.values}]")
+        about = f" (about {r.person})" if r.person and (r.person != f.person or f.target == "family") else ""
+        typer.echo(f"  - {r.text_da} / {r.text_en}{about}  [{r.rule_id}: {r.values}]")
         if r.legal_duty:
             typer.echo(f"    legal duty, on the list whatever the team's capacity: {r.legal_duty}")
     if f.signals:
-        typer.echo("What raised the score most:")
+        typer.echo("What raised the score:")
         for signal in f.signals:
-            typer.echo(f"  - {signal['text_da']} / {signal['text_en']}")
+            person = signal.get("person")
+            about = f" (about {person})" if person and (person != f.person or f.target == "family") else ""
+            typer.echo(f"  - {signal['text_da']} / {signal['text_en']}{about}")
     for d in f.decisions:
         typer.echo(f"Decision: {d.decision} by {d.by} at {d.at:%Y-%m-%d %H:%M}: {d.reason or ''}")
+
+
+def _member_line(member: dict, *, family: bool) -> str:
+    """A person the flag is about: own score, what it means in words, and age as context."""
+    from models.explain import risk_in_words
+
+    who = f"  {member['person']} ({member.get('target') or '?'}): " if family else "  "
+    age = f"age {member['age_years']}" if member.get("age_years") is not None else "age unknown"
+    if member.get("score") is None:
+        return f"{who}{age}; not scored"
+    words = [risk_in_words(member.get("level_risk"), language) for language in ("da", "en")]
+    meaning = f": {words[0]} / {words[1]}" if all(words) else ""
+    return f"{who}{age}; own score {member['score']} of 20{meaning}"
 
 
 @flags_app.command("decide")
@@ -742,7 +761,7 @@ def features_describe() -> None:
         typer.secho(feature.name, bold=True)
         typer.echo(f"  shown as: {feature.label['da']} / {feature.label['en']}")
         typer.echo(f"  {feature.explain(source.title)}")
-        typer.echo(f"  only rows known by the as-of date ({source.known_date} <= as-of); legal basis: {source.legal_basis}")
+        typer.echo(f"  only rows known before the as-of date ({source.known_date} < as-of); legal basis: {source.legal_basis}")
         typer.echo(f"  why: {feature.why}")
 
 

@@ -172,6 +172,7 @@ def _detail_page(
         flag=flag,
         team=accounts(request).get_team(flag.team),
         signals=signals(flag, language),
+        members=members(flag, language),
         sources=sources_behind(flag),
         evidence_of=lambda person, names: evidence_of(flag, person, names),
         today=today,
@@ -197,6 +198,29 @@ class Signal:
 
 
 @dataclass(frozen=True)
+class Member:
+    """A person a flag is about, with their own score and what it means in words."""
+
+    person: str
+    target: str | None
+    age_years: int | None  # context for the caseworker, never a signal
+    score: int | None
+    risk: str | None  # "omkring 6 ud af 100 børn med denne score ..." from the model's calibration
+
+
+def members(flag: Flag, language: str) -> list[Member]:
+    """Everyone the flag is about, each with their own score (a family flag's score is its highest member's)."""
+    from models.explain import risk_in_words
+
+    stored = getattr(flag, "member_scores", ()) or ()
+    return [
+        Member(m["person"], m.get("target"), m.get("age_years"), m.get("score"),
+               risk_in_words(m.get("level_risk"), language) if m.get("score") is not None else None)
+        for m in stored
+    ]
+
+
+@dataclass(frozen=True)
 class SourceUse:
     """A register a flag's signals were computed from, and the period looked at."""
 
@@ -218,6 +242,7 @@ def signals(flag: Flag, language: str) -> list[Signal]:
         key = "text_en" if language == "en" else "text_da"
         return [Signal(s.get("feature", ""), s.get(key) or s.get("text_da", ""), s.get("person")) for s in carried[:MAX_SIGNALS]]
     from features.texts import say
+    from models.explain import CONTEXT
     from rules.texts import format_column
 
     found: list[Signal] = []
@@ -226,7 +251,7 @@ def signals(flag: Flag, language: str) -> list[Signal]:
     for reason in sorted(flag.reasons, key=lambda r: r.priority):
         for feature, value in reason.values.items():
             # An unknown or zero value is no signal; the rule's text already says it was absent.
-            if feature in seen or value in (None, 0, 0.0) or feature == "score":
+            if feature in seen or value in (None, 0, 0.0) or feature == "score" or feature in CONTEXT:
                 continue
             seen.add(feature)
             declared = catalogue.get(feature)

@@ -54,7 +54,7 @@ def _value(feature: Feature, person: str):
 def test_a_persons_rows_give_the_features_value(feature):
     for person in PEOPLE:
         rows, value = _behind(feature, person), _value(feature, person)
-        assert (rows["known_date"] <= AS_OF).all() and (rows["event_date"] <= AS_OF).all()
+        assert (rows["known_date"] < AS_OF).all() and (rows["event_date"] <= AS_OF).all()
         if feature.agg == "count":
             assert rows.height == value, (person, rows.height, value)
         elif feature.agg == "days_since_last":
@@ -63,14 +63,14 @@ def test_a_persons_rows_give_the_features_value(feature):
         elif feature.agg == "mean":
             assert (value is None) == rows.is_empty()
             expected = SOURCES[feature.source].filter(
-                pl.col("person_id") == person, pl.col("known_date") <= AS_OF, pl.col(feature.column).is_not_null(),
+                pl.col("person_id") == person, pl.col("known_date") < AS_OF, pl.col(feature.column).is_not_null(),
                 pl.col("event_date") > AS_OF - timedelta(days=feature.window_days), pl.col("event_date") <= AS_OF,
             )
             assert rows.height == expected.height
         elif feature.agg == "change_in_mean":
             # Both windows' rows: the trend has a value only when each window has one.
             expected = SOURCES[feature.source].filter(
-                pl.col("person_id") == person, pl.col("known_date") <= AS_OF, pl.col(feature.column).is_not_null(),
+                pl.col("person_id") == person, pl.col("known_date") < AS_OF, pl.col(feature.column).is_not_null(),
                 pl.col("event_date") > AS_OF - timedelta(days=2 * feature.window_days), pl.col("event_date") <= AS_OF,
             )
             assert rows.height == expected.height and (value is None or rows.height >= 2)

@@ -26,11 +26,12 @@ SOURCES = {f.source for f in CATALOGUE}
 
 
 def rows_of(feature: Feature, events: list[dict], who: str, as_of: date, *, windows_back: int = 0) -> list[dict]:
-    """The person's rows known and happened by as_of, in the feature's window (or one further back)."""
+    """The person's rows known before as_of (the extract ends the day before) and happened by then, in the
+    feature's window (or one further back)."""
     end = as_of - timedelta(days=(feature.window_days or 0) * windows_back)
     rows = []
     for row in events:
-        if row["person_id"] != who or row["known_date"] > as_of or row["event_date"] > end:
+        if row["person_id"] != who or row["known_date"] >= as_of or row["event_date"] > end:
             continue
         if feature.window_days is not None and row["event_date"] <= end - timedelta(days=feature.window_days):
             continue
@@ -171,14 +172,25 @@ def test_each_kind_of_feature_matches_the_reference_alone(kind, raw):
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(event, max_size=30), st.lists(event, min_size=1, max_size=10))
-def test_rows_known_after_the_as_of_date_change_nothing(raw, late_raw):
+def test_rows_known_on_or_after_the_as_of_date_change_nothing(raw, late_raw):
     events = _events(raw)
-    late = [dict(e, known_date=AS_OF + timedelta(days=1 + i)) for i, e in enumerate(_events(late_raw))]
+    # The first late row becomes known on the as-of day itself: the nightly extract ends the day before.
+    late = [dict(e, known_date=AS_OF + timedelta(days=i)) for i, e in enumerate(_events(late_raw))]
     assert _compute(events).equals(_compute(events + late))
 
 
+def test_a_row_known_on_the_as_of_day_is_not_used_and_one_known_the_day_before_is():
+    day = AS_OF - timedelta(days=10)
+    row = {"person_id": "c1", "event_date": day, "absence_pct": 0.0, **{c: v[0] for c, v in CODES.items()}}
+    on_the_day = _compute([dict(row, known_date=AS_OF)]).filter(pl.col("person") == "c1")
+    day_before = _compute([dict(row, known_date=AS_OF - timedelta(days=1))]).filter(pl.col("person") == "c1")
+    assert on_the_day["notifications_365d"].item() == 0
+    assert day_before["notifications_365d"].item() == 1
+
+
 def test_spells_count_weeks_in_a_row_and_break_on_a_gap():
-    week = [AS_OF - timedelta(days=7 * k) for k in range(5)]
+    # The latest week is the day before the as-of date: a row is known only before it.
+    week = [AS_OF - timedelta(days=1 + 7 * k) for k in range(5)]
     assert longest_spell([week[4], week[3], week[2], week[0]]) == 3
     events = [{"person_id": "p1", "event_date": d, "known_date": d, "absence_pct": 0.0, **{c: v[0] for c, v in CODES.items()}}
               for d in [week[4] - timedelta(days=8), week[4], week[3], week[2], week[2], week[0]]]

@@ -92,6 +92,23 @@ def test_flags_are_routed_with_reasons_in_plain_words(nightly_run):
     assert teams <= {"sundhedsplejen", "familie-nord", "familie-syd", "familie-oest", "familie-vest", "voksen", "jobcenter"}
 
 
+def test_flags_say_each_members_own_score_and_what_it_means_and_age_is_no_signal(nightly_run, monkeypatch):
+    home, _, _, _ = nightly_run
+    flags = _store(home).list_flags(as_of=AS_OF)
+    for flag in flags:
+        own = {m["person"]: m for m in flag.member_scores}
+        assert flag.person in own
+        if flag.score is not None:
+            # A family flag shows its highest member's score; each member keeps their own.
+            assert flag.score == max(m["score"] for m in own.values() if m["score"] is not None)
+            assert all(m["level_risk"] is not None for m in own.values() if m["score"] is not None)
+        assert all(s["feature"] != "age_years" and s["contribution"] > 0 for s in flag.signals)
+    scored = next(f for f in flags if f.score is not None)
+    monkeypatch.setenv("TIDLIG_HOME", str(home))
+    shown = CliRunner().invoke(app, ["flags", "show", str(scored.id), "--by", "Mette Rådgiver"])
+    assert shown.exit_code == 0 and "ud af 100 børn med denne score får brug for støtte inden for et år" in shown.output
+
+
 def test_flags_carry_the_source_rows_their_counts_were_made_of(nightly_run):
     from features.catalogue import CATALOGUE
 

@@ -78,7 +78,7 @@ def test_the_weekly_data_quality_flow_accounts_for_every_row(tmp_path, monkeypat
     monkeypatch.setenv("TIDLIG_HOME", str(tmp_path))
     monkeypatch.delenv("TIDLIG_DATABASE_URL", raising=False)
     config = load_config()
-    folder = generate(SynthSpec(persons=600, seed=2, start=config.synth.start, end=config.synth.end)).write(tmp_path)
+    folder = generate(SynthSpec(persons=600, seed=3, start=config.synth.start, end=config.synth.end)).write(tmp_path)
     report = data_quality(QualityParams(extracts=folder))
     assert {name for name, *_ in report.sources} == {p.stem for p in folder.glob("*.parquet")}
     assert all(rows_in == valid + quarantined for _, rows_in, valid, quarantined in report.sources)

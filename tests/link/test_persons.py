@@ -50,3 +50,9 @@ def test_residency_follows_the_latest_known_move_and_death():
     })
     status = {p: (m, d) for p, m, d in residency(events, people, date(2025, 6, 1)).iter_rows()}
     assert status == {"a": (False, False), "b": (True, False), "c": (False, True)}
+
+
+def test_rows_known_on_the_as_of_day_are_not_used_the_extract_ends_the_day_before():
+    on_the_day = persons(_population(), date(2025, 7, 1))["person"].to_list()
+    day_after = persons(_population(), date(2025, 7, 2))["person"].to_list()
+    assert "late" not in on_the_day and "late" in day_after

@@ -32,7 +32,7 @@ def trained(mlflow_server):
     """One small training for the module; the MLflow server starts up while it runs."""
     from models.train import train
 
-    town = generate(SynthSpec(persons=2500, seed=5, start=date(2021, 1, 1), end=date(2026, 10, 31)))
+    town = generate(SynthSpec(persons=2500, seed=7, start=date(2021, 1, 1), end=date(2026, 10, 31)))
     return train(town.extracts, DATES, 365, oracle=getattr(town, "oracle", None), n_boot=20)
 
 

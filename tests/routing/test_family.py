@@ -117,6 +117,7 @@ def test_a_family_rule_makes_one_family_flag_listing_every_member_and_the_family
     # Routed like every family flag: by the youngest child, to the family team of its district.
     assert (flag.person, flag.target, flag.team, flag.priority) == ("younger", "family", "familie-syd", 2)
     assert flag.members == ("mother", "older", "younger")
+    assert [(m["person"], m["age_years"]) for m in flag.member_scores] == [("mother", 38), ("older", 12), ("younger", 7)]
     [reason] = flag.reasons
     assert (reason.rule_id, reason.person, reason.members) == ("family-several-children-notified", None, ("mother", "older", "younger"))
     assert reason.values == {
@@ -142,3 +143,23 @@ def test_a_family_rule_merges_with_the_members_own_flags_into_one_flag():
         ("mother", "adult-substance-benefit-children"),
     ]
     assert flag.members == ("kid", "mother", "sibling")
+
+
+def test_a_family_flag_carries_each_members_own_score_and_age():
+    frame = persons(
+        child("toddler", age=3, parent_substance_treatment_365d=1, notifications_365d=1, score=11, probability=0.02),
+        child("pupil", age=12, score=19, probability=0.3, model_version="m/2"),
+        adult("mother", **PARENT_SIGNALS),
+    ).with_columns(level_risk=pl.Series([0.015, 0.28, None]))
+    [flag] = drafts(frame, links(("mother", "toddler"), ("mother", "pupil"))).values()
+    assert flag.score == 19  # the family is ranked by its highest member's score ...
+    own = {m["person"]: (m["target"], m["age_years"], m["score"], m["level_risk"]) for m in flag.member_scores}
+    # ... and every member keeps their own
+    assert own == {"toddler": ("child", 3, 11, 0.015), "pupil": ("child", 12, 19, 0.28), "mother": ("adult", 38, None, None)}
+    assert [m["person"] for m in flag.member_scores] == list(flag.members)
+
+
+def test_a_single_flag_carries_the_persons_own_score():
+    frame = persons(child("kid", notifications_365d=3, score=14, probability=0.05))
+    [flag] = drafts(frame, links()).values()
+    assert [(m["person"], m["score"], m["age_years"]) for m in flag.member_scores] == [("kid", 14, 10)]

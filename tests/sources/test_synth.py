@@ -41,6 +41,32 @@ def test_nothing_is_known_before_it_happened_or_after_the_extract_date(town):
         assert (frame["known_date"] <= SPEC.end).all(), name
 
 
+def test_every_investigation_follows_the_notification_that_referred_it(town):
+    # Dated back from the support measure it preceded, an investigation would tell a model of the
+    # measure to come; dated from its referral, it says only what was known.
+    investigations = town.extracts["child_investigations"].select("investigation_id", "person_id", inquiry="event_date")
+    notes = town.extracts["notifications"].select("person_id", referral="event_date")
+    referred = (
+        investigations.join(notes, on="person_id")
+        .filter(((pl.col("inquiry") - pl.col("referral")).dt.total_days()).is_between(7, 41))
+        .select("investigation_id").unique()
+    )
+    assert investigations.height > 20
+    assert referred.height == investigations.height
+
+
+def test_a_measure_after_no_recent_investigation_waits_for_the_one_its_referral_opens(town):
+    investigations = town.extracts["child_investigations"].select("person_id", inquiry="event_date")
+    measures = town.extracts["support_measures"].select("person_id", begins="event_date")
+    before = measures.join(investigations, on="person_id").filter(
+        ((pl.col("begins") - pl.col("inquiry")).dt.total_days()).is_between(0, 365)
+    ).select("person_id", "begins").unique()
+    # A measure may follow an investigation opened on earlier notifications, up to a year before.
+    started_in_history = measures.filter(pl.col("begins") > pl.lit(SPEC.start) + pl.duration(days=400))
+    assert started_in_history.height > 10
+    assert started_in_history.join(before, on=["person_id", "begins"], how="anti").height == 0
+
+
 def test_children_are_a_fifth_and_the_truth_stays_out_of_the_extracts(town):
     truth = town.ground_truth
     assert 0.17 < (truth["role"] == "child").mean() < 0.23

@@ -6,6 +6,7 @@ import re
 from datetime import date, timedelta
 
 from audit.log import read, verify
+from web.i18n import LANGUAGE_COOKIE
 
 LATER = (date.today() + timedelta(days=30)).isoformat()
 
@@ -208,3 +209,42 @@ def test_the_chain_stays_intact_through_a_working_day(app, web, seeded):
     client.post(f"/flags/{flag_id}/notes", data={"note": "Ringet op.", "csrf_token": token})
     client.post(f"/flags/{flag_id}/decision", data={"decision": "accept", "csrf_token": token})
     assert verify(app.state.store.engine).ok
+
+
+def test_a_family_flag_names_each_member_with_their_own_score_and_what_it_means(app, web):
+    from dataclasses import replace
+
+    from routing.flags import FlagDraft, Reason
+
+    child, mother = "a0a0a0a0a0a00011", "a0a0a0a0a0a00012"
+    reason = Reason(rule_id="child-notifications", title_da="Gentagne underretninger", title_en="Repeated notifications",
+                    text_da="3 underretninger det seneste år", text_en="3 notifications in the past year", priority=2,
+                    values={"notifications_365d": 3}, person=child)
+    family = FlagDraft(
+        as_of=date(2026, 11, 8), person=child, target="family", team="familie-nord", priority=2, rank=3, queued=False,
+        score=20, probability=0.21, model_version="tidlig-child/3", rules_version="children@2025.1#abc",
+        reasons=(reason, replace(reason, rule_id="adult-substance", person=mother)),
+        signals=({"feature": "notifications_365d", "value": 3.0, "contribution": 1.2, "text_da": "3 underretninger det seneste år",
+                  "text_en": "3 notifications in the past year", "person": child},),
+        member_scores=(
+            {"person": child, "target": "child", "age_years": 7, "score": 20, "probability": 0.21, "level_risk": 0.061},
+            {"person": mother, "target": "adult", "age_years": 34, "score": None, "probability": None, "level_risk": None},
+        ),
+    )
+    store = app.state.store
+    store.start_run("run-family", family.as_of, "nightly")
+    [flag_id] = store.save_flags("run-family", [family])
+    text = web.logged_in(app, "mette").get(f"/flags/{flag_id}").text
+
+    assert "Højeste risikoscore i familien" in text
+    assert "Omkring 6 ud af 100 børn med denne score får brug for støtte inden for et år" in text
+    members = text[text.index('id="members-heading"'):]
+    assert child in members and mother in members and "7 år" in members and "34 år" in members
+    assert "20 af 20" in members and "Ikke beregnet for denne borger" in members  # the mother's own score: none
+    why = text[text.index('id="why-heading"'):text.index('id="signals-heading"')]
+    assert why.count("Gælder familiemedlem") == 2  # every reason names its member, the lead child too
+    signals = text[text.index('id="signals-heading"'):text.index('id="members-heading"')]
+    assert "Gælder" in signals and child in signals
+    english = web.logged_in(app, "mette")
+    english.cookies.set(LANGUAGE_COOKIE, "en")
+    assert "About 6 in 100 children with this score need support within a year" in english.get(f"/flags/{flag_id}").text
