@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from datetime import date
 from pathlib import Path
 
@@ -133,3 +135,37 @@ def test_runs_killed_at_any_stage_leave_no_half_written_state_and_the_next_run_c
     again = _nightly(town, home)
     assert again.returncode == 0 and "Nothing to do" in again.stdout, again.stdout
     assert _flags(home) == expected and len(read(store.engine, kind="flag.created")) == len(expected)
+
+
+def _processes_marked(mark: str) -> dict[int, str]:
+    """The live processes whose environment holds mark (children inherit it), with their command lines."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and mark.encode() in (proc / "environ").read_bytes():
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            pass  # gone meanwhile, or not ours to read
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_run_leaves_no_process_behind(town, tmp_path):
+    """Without PREFECT_API_URL each run starts a temporary Prefect API; killing the run ends that API too."""
+    env, folder, config_file, _ = town
+    mark = f"crash-{uuid.uuid4().hex}"
+    env = {**env, "PREFECT_HOME": str(tmp_path / "prefect"), "TIDLIG_HOME": str(tmp_path / "home"), "TIDLIG_TEST_RUN_MARK": mark}
+    env.pop("PREFECT_API_URL")
+    command = [sys.executable, "-m", "tidlig.cli", "run", "nightly", "--as-of", AS_OF.isoformat(),
+               "--extracts", str(folder), "--config", str(config_file)]
+    for stage in ("validate_source", "store_flags:commit"):
+        # Output to a file: a process left behind would hold a pipe open, and reading it would never end.
+        with (tmp_path / f"{stage}.log").open("w") as log:
+            done = subprocess.run(command, cwd=REPO, env={**env, CRASH_AT: stage}, stdout=log, stderr=subprocess.STDOUT, timeout=400)
+        assert done.returncode == -signal.SIGKILL, (tmp_path / f"{stage}.log").read_text()[-3000:]
+        deadline = time.monotonic() + 30  # the kernel's death signal is prompt; exiting takes a moment on a busy machine
+        while (left := _processes_marked(mark)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)  # so that a failure here does not leave them running either
+        assert not left, f"killed at {stage}, the run left {len(left)} process(es) running: {list(left.values())}"
