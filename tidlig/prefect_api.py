@@ -24,33 +24,45 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 @contextmanager
 def temporary_api() -> Iterator[None]:
     """Flows run inside the block talk to PREFECT_API_URL, or else to a server that lives only as long as this process."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
 
     if PREFECT_API_URL.value() or not sys.platform.startswith("linux"):
         yield  # a server of one's own, or a platform without PR_SET_PDEATHSIG: Prefect's own behaviour
         return
-    server = _start_server()
+    server, port = _start_server()
     try:
-        api = f"http://127.0.0.1:{server.port}/api"
-        _wait_until_healthy(server.process, api, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
-        with temporary_settings(updates={PREFECT_API_URL: api}):
-            yield
-    finally:
-        server.process.terminate()
+        api = f"http://127.0.0.1:{port}/api"
+        _wait_until_healthy(server, api, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+        # In the environment and the process-wide settings, not just this thread's: Prefect's
+        # background threads would otherwise start a temporary server of their own.
+        os.environ["PREFECT_API_URL"] = api
+        refresh_global_settings_context()
         try:
-            server.process.wait(timeout=10)
+            yield
+        finally:
+            _send_what_is_queued()
+            del os.environ["PREFECT_API_URL"]
+            refresh_global_settings_context()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+            server.kill()
+            server.wait()
 
 
-class _Server:
-    def __init__(self, process: subprocess.Popen, port: int) -> None:
-        self.process = process
-        self.port = port
+def _send_what_is_queued() -> None:
+    """Send the run's last log lines and events before the server stops, as Prefect's test harness does."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
 
 
-def _start_server() -> _Server:
+def _start_server() -> tuple[subprocess.Popen, int]:
     import prefect
     from prefect.settings import get_current_settings
 
@@ -70,10 +82,13 @@ def _start_server() -> _Server:
         "PREFECT__SERVER_FINAL": "1",
         **get_current_settings().to_environment_variables(exclude_unset=True),
     }
-    # The child asks the kernel for SIGKILL when this thread's process dies, then becomes the server.
-    # (Done in the child's own code, not a preexec_fn, which is unsafe once threads exist.)
-    process = subprocess.Popen([sys.executable, "-m", __name__, str(os.getpid()), *uvicorn], env=env)
-    return _Server(process, port)
+    # The child asks the kernel for SIGKILL when the thread starting it ends (the command's main thread,
+    # which ends with the process), then becomes the server; in its own code, as a preexec_fn is unsafe
+    # once threads exist.
+    return subprocess.Popen([sys.executable, "-m", __name__, str(os.getpid()), *uvicorn], env=env), port
+
+
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a proxy would not reach our loopback
 
 
 def _wait_until_healthy(process: subprocess.Popen, api: str, timeout: float) -> None:
@@ -82,7 +97,7 @@ def _wait_until_healthy(process: subprocess.Popen, api: str, timeout: float) -> 
         if process.poll() is not None:
             raise RuntimeError(f"the temporary Prefect API stopped while starting (exit code {process.returncode}); see the lines above")
         try:
-            with urllib.request.urlopen(f"{api}/health", timeout=5) as answer:
+            with _direct.open(f"{api}/health", timeout=5) as answer:
                 if answer.status == 200:
                     return
         except OSError:

@@ -169,3 +169,71 @@ def test_a_killed_run_leaves_no_process_behind(town, tmp_path):
         for pid in left:
             os.kill(pid, signal.SIGKILL)  # so that a failure here does not leave them running either
         assert not left, f"killed at {stage}, the run left {len(left)} process(es) running: {list(left.values())}"
+
+
+def test_a_second_run_for_the_same_date_stops_while_the_first_lives_and_leaves_it_alone(town, tmp_path, database_url):
+    """Two real runs at once: the second says the first is in progress and does nothing; the first completes."""
+    env, folder, config_file, expected = town
+    env = {**env, "TIDLIG_HOME": str(tmp_path / "home"), "TIDLIG_DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "tidlig.cli", "run", "nightly", "--as-of", AS_OF.isoformat(),
+               "--extracts", str(folder), "--config", str(config_file)]
+    store = Store.from_url(database_url)
+    with (tmp_path / "first.log").open("w") as log:
+        first = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # Hold the first run still once it has recorded its key (what the second would have taken over),
+        # the way a slow or busy machine would: stopped, it is alive and holds its lease.
+        deadline = time.monotonic() + 400
+        while not (running := [r for r in _runs_in(store) if r.status == "running" and r.snapshot]):
+            assert first.poll() is None, f"the first run ended early:\n{(tmp_path / 'first.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "the first run never recorded its key"
+            time.sleep(0.2)
+        _stop_between_writes(first, database_url)
+        [held] = running
+
+        second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+        output = second.stdout + second.stderr
+        assert second.returncode == 2, output[-3000:]
+        assert f"another nightly run for {AS_OF} is in progress (run {held.run_id}, started " in output, output[-3000:]
+        assert "Traceback" not in output, output[-3000:]
+        assert [(r.run_id, r.status) for r in _runs_in(store)] == [(held.run_id, "running")], "the second run wrote nothing"
+    finally:
+        first.send_signal(signal.SIGCONT)
+        first.wait(timeout=400)
+    assert first.returncode == 0, (tmp_path / "first.log").read_text()[-3000:]
+    assert [(r.run_id, r.status) for r in _runs_in(store)] == [(held.run_id, "completed")]
+    assert sorted(tuple(repr(getattr(f, name)) for name in SAME) for f in store.list_flags(as_of=AS_OF)) == expected
+    store.close()
+
+
+def _runs_in(store: Store) -> list[sa.Row]:
+    from casework.store import runs
+
+    try:
+        with store.engine.connect() as conn:
+            return conn.execute(sa.select(runs).order_by(runs.c.started_at)).all()
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # the first run has not made the tables yet
+        return []
+
+
+def _stop_between_writes(process: subprocess.Popen, database_url: str) -> None:
+    """SIGSTOP the process at a moment it holds no SQLite write lock: stopped inside a write, it would lock out everyone."""
+    import sqlite3
+
+    while True:
+        process.send_signal(signal.SIGSTOP)
+        tasks = Path(f"/proc/{process.pid}/task")
+        while not all((task / "stat").read_text().rsplit(")", 1)[1].split()[0] == "T" for task in tasks.iterdir()):
+            time.sleep(0.01)  # the signal is taken by each thread as it next runs
+        if not database_url.startswith("sqlite"):
+            return  # PostgreSQL: the second run's reads wait for no writer
+        probe = sqlite3.connect(sa.engine.make_url(database_url).database, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # "database is locked"
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        finally:
+            probe.close()
