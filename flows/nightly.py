@@ -313,6 +313,7 @@ def nightly(params: NightlyParams) -> NightlySummary:
 
 
 def _nightly(params: NightlyParams, store: Store, run_id: str) -> NightlySummary:
+    """The run itself, while this process holds the as-of date's lease."""
     config = settings.load_config(params.config)
     home = settings.home()
     folder = params.extracts or settings.extracts_location(config)

@@ -28,6 +28,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 AS_OF = date(2026, 11, 1)
 REPO = Path(__file__).parents[2]
 CRASH_AT = "TIDLIG_TEST_CRASH_AT"
+# Only stops a hung run: on a busy machine one run, with its own temporary API, takes minutes.
+PATIENCE = 900
 # What the caseworker sees of a flag; ids, run ids and times differ between stores by nature.
 SAME = ("as_of", "person", "target", "team", "priority", "rank", "queued", "status", "score", "probability",
         "model_version", "rules_version", "reasons", "suppressed_by", "signals")
@@ -76,7 +78,7 @@ def _nightly(town: tuple, home: Path, crash_at: str | None = None) -> subprocess
     env = {**env, "TIDLIG_HOME": str(home), **({CRASH_AT: crash_at} if crash_at else {})}
     command = [sys.executable, "-m", "tidlig.cli", "run", "nightly", "--as-of", AS_OF.isoformat(),
                "--extracts", str(folder), "--config", str(config_file)]
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=PATIENCE)
 
 
 def _store(home: Path) -> Store:
@@ -161,7 +163,7 @@ def test_a_killed_run_leaves_no_process_behind(town, tmp_path):
     for stage in ("validate_source", "store_flags:commit"):
         # Output to a file: a process left behind would hold a pipe open, and reading it would never end.
         with (tmp_path / f"{stage}.log").open("w") as log:
-            done = subprocess.run(command, cwd=REPO, env={**env, CRASH_AT: stage}, stdout=log, stderr=subprocess.STDOUT, timeout=400)
+            done = subprocess.run(command, cwd=REPO, env={**env, CRASH_AT: stage}, stdout=log, stderr=subprocess.STDOUT, timeout=PATIENCE)
         assert done.returncode == -signal.SIGKILL, (tmp_path / f"{stage}.log").read_text()[-3000:]
         deadline = time.monotonic() + 30  # the kernel's death signal is prompt; exiting takes a moment on a busy machine
         while (left := _processes_marked(mark)) and time.monotonic() < deadline:
@@ -183,7 +185,7 @@ def test_a_second_run_for_the_same_date_stops_while_the_first_lives_and_leaves_i
     try:
         # Hold the first run still once it has recorded its key (what the second would have taken over),
         # the way a slow or busy machine would: stopped, it is alive and holds its lease.
-        deadline = time.monotonic() + 400
+        deadline = time.monotonic() + PATIENCE
         while not (running := [r for r in _runs_in(store) if r.status == "running" and r.snapshot]):
             assert first.poll() is None, f"the first run ended early:\n{(tmp_path / 'first.log').read_text()[-3000:]}"
             assert time.monotonic() < deadline, "the first run never recorded its key"
@@ -191,7 +193,7 @@ def test_a_second_run_for_the_same_date_stops_while_the_first_lives_and_leaves_i
         _stop_between_writes(first, database_url)
         [held] = running
 
-        second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+        second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=PATIENCE)
         output = second.stdout + second.stderr
         assert second.returncode == 2, output[-3000:]
         assert f"another nightly run for {AS_OF} is in progress (run {held.run_id}, started " in output, output[-3000:]
@@ -199,7 +201,7 @@ def test_a_second_run_for_the_same_date_stops_while_the_first_lives_and_leaves_i
         assert [(r.run_id, r.status) for r in _runs_in(store)] == [(held.run_id, "running")], "the second run wrote nothing"
     finally:
         first.send_signal(signal.SIGCONT)
-        first.wait(timeout=400)
+        first.wait(timeout=PATIENCE)
     assert first.returncode == 0, (tmp_path / "first.log").read_text()[-3000:]
     assert [(r.run_id, r.status) for r in _runs_in(store)] == [(held.run_id, "completed")]
     assert sorted(tuple(repr(getattr(f, name)) for name in SAME) for f in store.list_flags(as_of=AS_OF)) == expected
@@ -222,8 +224,7 @@ def _stop_between_writes(process: subprocess.Popen, database_url: str) -> None:
 
     while True:
         process.send_signal(signal.SIGSTOP)
-        tasks = Path(f"/proc/{process.pid}/task")
-        while not all((task / "stat").read_text().rsplit(")", 1)[1].split()[0] == "T" for task in tasks.iterdir()):
+        while not all(_state(task) in ("T", None) for task in Path(f"/proc/{process.pid}/task").iterdir()):
             time.sleep(0.01)  # the signal is taken by each thread as it next runs
         if not database_url.startswith("sqlite"):
             return  # PostgreSQL: the second run's reads wait for no writer
@@ -237,3 +238,11 @@ def _stop_between_writes(process: subprocess.Popen, database_url: str) -> None:
             time.sleep(0.05)
         finally:
             probe.close()
+
+
+def _state(task: Path) -> str | None:
+    """A thread's state letter (T: stopped), or None once it has ended."""
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
