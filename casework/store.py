@@ -6,8 +6,12 @@ flag or a decision never exists without its event (nor the other way round).
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -278,6 +282,10 @@ class Flag:
         return self.status == "deferred" and self.deferred_until is not None and self.deferred_until <= today
 
 
+class RunInProgress(RuntimeError):
+    """Another live process runs the same flow for the same as-of date; the message names it."""
+
+
 class Store:
     """Reads and writes casework data; every write also lands in the audit log."""
 
@@ -334,6 +342,69 @@ class Store:
             else:
                 conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
             audit_log.append(conn, RunStarted(run_id, as_of, flow), actor=SYSTEM)
+
+    @contextmanager
+    def lease(self, flow: str, as_of: date) -> Iterator[None]:
+        """Hold the one lease of a flow's as-of date for the block, or raise RunInProgress naming the run that holds it.
+
+        The lease is a PostgreSQL advisory lock held by a connection, or on SQLite a lock on a file
+        beside the database. The server or the kernel lets it go when its holder ends, however it
+        ends (SIGKILL too): so the holder of a free lease can say that a run left running is dead.
+        """
+        name = f"{flow}-{as_of.isoformat()}"
+        taking = self._advisory_lock if self.engine.dialect.name == "postgresql" else self._file_lock
+        with taking(name) as held:
+            if not held:
+                raise RunInProgress(self._in_progress(flow, as_of))
+            yield
+
+    @contextmanager
+    def _advisory_lock(self, name: str) -> Iterator[bool]:
+        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+        with self.engine.connect() as conn:
+            held = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
+            conn.commit()  # a session's lock outlives its transaction; the idle connection holds nothing else
+            try:
+                yield held
+            finally:
+                if held:
+                    try:
+                        conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                        conn.commit()
+                    except sa.exc.DBAPIError:
+                        conn.invalidate()  # the lock ends with its connection
+
+    @contextmanager
+    def _file_lock(self, name: str) -> Iterator[bool]:
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            yield True  # no other process can open this database
+            return
+        folder = Path(f"{database}-runs")
+        folder.mkdir(exist_ok=True)
+        lock = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT)  # not inherited by child processes
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+            except BlockingIOError:
+                held = False
+            yield held
+        finally:
+            os.close(lock)  # and with it the lock
+
+    def _in_progress(self, flow: str, as_of: date) -> str:
+        query = sa.select(runs).where(runs.c.flow == flow, runs.c.as_of == as_of, runs.c.status == "running")
+        with self.engine.connect() as conn:
+            other = conn.execute(query.order_by(runs.c.started_at.desc())).first()
+        which = (
+            f"run {other.run_id}, started {_utc(other.started_at).astimezone(LOCAL_ZONE):%Y-%m-%d %H:%M:%S %Z}"
+            if other else "it is just starting"
+        )
+        return (
+            f"another {flow} run for {as_of} is in progress ({which}); this one stopped without doing anything. "
+            "Let that run finish; starting this date again afterwards does only what that run left undone"
+        )
 
     def finish_run(self, run_id: str, status: str, counts: Mapping[str, Any]) -> None:
         """Record that a running run ended with the given status and counts."""

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.context import FlowRunContext
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from prefect.cache_policies import NONE
@@ -22,7 +23,7 @@ from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict
 
 from casework.accounts import Accounts
-from casework.store import Run, Store
+from casework.store import Run, RunInProgress, Store
 from features.evidence import evidence
 from features.table import feature_table
 from models import registry
@@ -394,14 +395,24 @@ def nightly(params: NightlyParams) -> NightlySummary:
 
     if params.as_of is None:
         params = params.model_copy(update={"as_of": today_in_copenhagen()})
-    config = settings.load_config(params.config)
-    acceptance = _acceptance(params)
-    home = settings.home()
     logs.redact_prefect_logs()
-    folder = params.extracts or settings.extracts_location(config)
     store = Store.from_url(settings.database_url())
     store.create_schema()
     run_id = str(flow_run.id or f"local-{params.as_of}")
+    try:
+        with store.lease("nightly", params.as_of):
+            return _nightly(params, store, run_id)
+    except RunInProgress as busy:
+        # The other run is fine and this one did nothing: its flow run fails with the reason, no traceback.
+        return Failed(message=str(busy), data=busy)
+
+
+def _nightly(params: NightlyParams, store: Store, run_id: str) -> NightlySummary:
+    """The run itself, while this process holds the as-of date's lease."""
+    config = settings.load_config(params.config)
+    acceptance = _acceptance(params)
+    home = settings.home()
+    folder = params.extracts or settings.extracts_location(config)
     store.start_run(run_id, params.as_of, "nightly")
     doing = "run key"  # the stage a failure is recorded against
     try:
@@ -508,8 +519,8 @@ def completed_before(store: Store, run_id: str, as_of: date, key: dict[str, str 
     same = [r for r in store.runs_with_key(as_of, "nightly", snapshot=key["snapshot"], rules_version=key["rules_version"])
             if r.run_id != run_id]
     for stale in (r for r in same if r.status == "running" and r.model_version in (None, key["model_version"])):
-        # One nightly per as-of date runs at a time, so a running one is a dead one; its flags were
-        # saved in one transaction or not at all, and this run redoes whatever it had not finished.
+        # This run holds the as-of date's lease, which a live run would hold: a running one is a dead
+        # one. Its flags were saved in one transaction or not at all; this run redoes what it had not finished.
         store.fail_run(stale.run_id, "interrupted", f"the run stopped without finishing (killed, out of memory or machine lost); run {run_id} took over its work")
         get_run_logger().warning("event=run.taken_over run_id=%s interrupted_run=%s as_of=%s", run_id, stale.run_id, as_of)
     done = [r for r in same if r.status == "completed" and key["model_version"] and r.model_version == key["model_version"]]

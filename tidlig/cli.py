@@ -162,10 +162,15 @@ def _prepare_prefect() -> None:
 
 def _run_nightly(as_of: date, extracts: Path | None, config: Path | None, **accepting):
     _prepare_prefect()
+    from casework.store import RunInProgress
     from flows.nightly import NightlyParams, nightly
+    from tidlig.prefect_api import temporary_api
 
     try:
-        return nightly(NightlyParams(as_of=as_of, extracts=extracts, config=config, **accepting))
+        with temporary_api():
+            return nightly(NightlyParams(as_of=as_of, extracts=extracts, config=config, **accepting))
+    except RunInProgress as busy:
+        _fail(str(busy))
     except Exception as exc:
         # The flow recorded the failure (stage, error, what to do) in the store and the audit log;
         # the traceback is in the flow run's log.

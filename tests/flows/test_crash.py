@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from datetime import date
 from pathlib import Path
 
@@ -26,6 +28,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 AS_OF = date(2026, 11, 1)
 REPO = Path(__file__).parents[2]
 CRASH_AT = "TIDLIG_TEST_CRASH_AT"
+# Only stops a hung run: on a busy machine one run, with its own temporary API, takes minutes.
+PATIENCE = 900
 # What the caseworker sees of a flag; ids, run ids and times differ between stores by nature.
 SAME = ("as_of", "person", "target", "team", "priority", "rank", "queued", "status", "score", "probability",
         "model_version", "rules_version", "reasons", "suppressed_by", "signals")
@@ -75,7 +79,7 @@ def _nightly(town: tuple, home: Path, crash_at: str | None = None) -> subprocess
     env = {**env, "TIDLIG_HOME": str(home), **({CRASH_AT: crash_at} if crash_at else {})}
     command = [sys.executable, "-m", "tidlig.cli", "run", "nightly", "--as-of", AS_OF.isoformat(),
                "--extracts", str(folder), "--config", str(config_file)]
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=PATIENCE)
 
 
 def _store(home: Path) -> Store:
@@ -134,3 +138,112 @@ def test_runs_killed_at_any_stage_leave_no_half_written_state_and_the_next_run_c
     again = _nightly(town, home)
     assert again.returncode == 0 and "Nothing to do" in again.stdout, again.stdout
     assert _flags(home) == expected and len(read(store.engine, kind="flag.created")) == len(expected)
+
+
+def _processes_marked(mark: str) -> dict[int, str]:
+    """The live processes whose environment holds mark (children inherit it), with their command lines."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and mark.encode() in (proc / "environ").read_bytes():
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            pass  # gone meanwhile, or not ours to read
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_run_leaves_no_process_behind(town, tmp_path):
+    """Without PREFECT_API_URL each run starts a temporary Prefect API; killing the run ends that API too."""
+    env, folder, config_file, _ = town
+    mark = f"crash-{uuid.uuid4().hex}"
+    env = {**env, "PREFECT_HOME": str(tmp_path / "prefect"), "TIDLIG_HOME": str(tmp_path / "home"), "TIDLIG_TEST_RUN_MARK": mark}
+    env.pop("PREFECT_API_URL")
+    command = [sys.executable, "-m", "tidlig.cli", "run", "nightly", "--as-of", AS_OF.isoformat(),
+               "--extracts", str(folder), "--config", str(config_file)]
+    for stage in ("validate_source", "store_flags:commit"):
+        # Output to a file: a process left behind would hold a pipe open, and reading it would never end.
+        with (tmp_path / f"{stage}.log").open("w") as log:
+            done = subprocess.run(command, cwd=REPO, env={**env, CRASH_AT: stage}, stdout=log, stderr=subprocess.STDOUT, timeout=PATIENCE)
+        assert done.returncode == -signal.SIGKILL, (tmp_path / f"{stage}.log").read_text()[-3000:]
+        deadline = time.monotonic() + 30  # the kernel's death signal is prompt; exiting takes a moment on a busy machine
+        while (left := _processes_marked(mark)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)  # so that a failure here does not leave them running either
+        assert not left, f"killed at {stage}, the run left {len(left)} process(es) running: {list(left.values())}"
+
+
+def test_a_second_run_for_the_same_date_stops_while_the_first_lives_and_leaves_it_alone(town, tmp_path, database_url):
+    """Two real runs at once: the second says the first is in progress and does nothing; the first completes."""
+    env, folder, config_file, expected = town
+    env = {**env, "TIDLIG_HOME": str(tmp_path / "home"), "TIDLIG_DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "tidlig.cli", "run", "nightly", "--as-of", AS_OF.isoformat(),
+               "--extracts", str(folder), "--config", str(config_file)]
+    store = Store.from_url(database_url)
+    with (tmp_path / "first.log").open("w") as log:
+        first = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # Hold the first run still once it has recorded its key (what the second would have taken over),
+        # the way a slow or busy machine would: stopped, it is alive and holds its lease.
+        deadline = time.monotonic() + PATIENCE
+        while not (running := [r for r in _runs_in(store) if r.status == "running" and r.snapshot]):
+            assert first.poll() is None, f"the first run ended early:\n{(tmp_path / 'first.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "the first run never recorded its key"
+            time.sleep(0.2)
+        _stop_between_writes(first, database_url)
+        [held] = running
+
+        second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=PATIENCE)
+        output = second.stdout + second.stderr
+        assert second.returncode == 2, output[-3000:]
+        assert f"another nightly run for {AS_OF} is in progress (run {held.run_id}, started " in output, output[-3000:]
+        assert "Traceback" not in output, output[-3000:]
+        assert [(r.run_id, r.status) for r in _runs_in(store)] == [(held.run_id, "running")], "the second run wrote nothing"
+    finally:
+        first.send_signal(signal.SIGCONT)
+        first.wait(timeout=PATIENCE)
+    assert first.returncode == 0, (tmp_path / "first.log").read_text()[-3000:]
+    assert [(r.run_id, r.status) for r in _runs_in(store)] == [(held.run_id, "completed")]
+    assert sorted(tuple(repr(getattr(f, name)) for name in SAME) for f in store.list_flags(as_of=AS_OF)) == expected
+    store.close()
+
+
+def _runs_in(store: Store) -> list[sa.Row]:
+    from casework.store import runs
+
+    try:
+        with store.engine.connect() as conn:
+            return conn.execute(sa.select(runs).order_by(runs.c.started_at)).all()
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # the first run has not made the tables yet
+        return []
+
+
+def _stop_between_writes(process: subprocess.Popen, database_url: str) -> None:
+    """SIGSTOP the process at a moment it holds no SQLite write lock: stopped inside a write, it would lock out everyone."""
+    import sqlite3
+
+    while True:
+        process.send_signal(signal.SIGSTOP)
+        while not all(_state(task) in ("T", None) for task in Path(f"/proc/{process.pid}/task").iterdir()):
+            time.sleep(0.01)  # the signal is taken by each thread as it next runs
+        if not database_url.startswith("sqlite"):
+            return  # PostgreSQL: the second run's reads wait for no writer
+        probe = sqlite3.connect(sa.engine.make_url(database_url).database, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # "database is locked"
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        finally:
+            probe.close()
+
+
+def _state(task: Path) -> str | None:
+    """A thread's state letter (T: stopped), or None once it has ended."""
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
