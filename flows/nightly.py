@@ -19,7 +19,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from prefect.cache_policies import NONE
 from prefect.futures import PrefectFuture
-from prefect.states import Failed
 from pydantic import BaseModel, ConfigDict
 
 from casework.accounts import Accounts
