@@ -207,7 +207,7 @@ def champion_model(name: str) -> tuple[RiskScorer, str]:
 
 def team_capacity(table_path: Path | None):
     """The family teams' capacities and who goes to which team, for measuring precision at capacity."""
-    table = load_routing_table(table_path) if table_path else load_routing_table()
+    table = load_routing_table(table_path)
 
     def team_of(frame: pl.DataFrame) -> pl.Series:
         # The scored cohort has no open case by definition.
@@ -272,7 +272,7 @@ def route_flags(
 
 def teams_at_capacity(table_path: Path | None, capacities: dict[str, int], used_this_week: dict[str, int] | None = None) -> RoutingTable:
     """The routing table with each team's weekly capacity as its team lead set it, less what earlier nights of the week used."""
-    table = load_routing_table(table_path) if table_path else load_routing_table()
+    table = load_routing_table(table_path)
     used = used_this_week or {}
     # A team lead's capacity in the casework store wins over the routing table's starting value.
     teams = tuple(
@@ -417,7 +417,7 @@ def _nightly(params: NightlyParams, store: Store, run_id: str) -> NightlySummary
     try:
         registry.connect(settings.mlflow_tracking_uri(), home / "mlartifacts")
         context = gx_context(home)
-        ruleset = load_rules(config.rules.folder) if config.rules.folder else load_rules()
+        ruleset = load_rules(config.rules.folder)
         key = run_key(store, run_id, folder, ruleset, config.model.name)
         if done := completed_before(store, run_id, params.as_of, key):
             return _nothing_to_do(store, run_id, done, params.as_of, context)

@@ -102,7 +102,7 @@ def evaluate_candidate(
 ) -> DeployedEvaluation:
     """Replay the nightly decision with the candidate over the weekly dates after its training window; measure the teams' lists."""
     dates = evaluation_dates(sources, result.horizon_days, after=max(result.training_as_of))
-    ruleset = load_rules(rules_folder) if rules_folder else load_rules()
+    ruleset = load_rules(rules_folder)
     return evaluate_deployed(sources, dates, model=result.model, model_version=f"{name}/candidate", ruleset=ruleset,
                              table=teams_at_capacity(routing_table, capacities), policy=policy, horizon_days=result.horizon_days,
                              trained_until=max(result.training_as_of))

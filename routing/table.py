@@ -145,9 +145,9 @@ def _check_team(team_id: Any, team_ids: list[str], where: str) -> None:
         raise RoutingError(f"{where}: team {team_id!r} is not defined; teams: {team_ids}")
 
 
-def load_routing_table(path: Path | str = TEAMS_FILE) -> RoutingTable:
-    """The routing table in a YAML file (default: teams.yaml beside this module), checked key by key."""
-    path = Path(path)
+def load_routing_table(path: Path | str | None = None) -> RoutingTable:
+    """The routing table in a YAML file (None: teams.yaml beside this module, as the config's unset routing.table), checked key by key."""
+    path = Path(TEAMS_FILE if path is None else path)
     try:
         raw = path.read_bytes()
     except OSError as exc:

@@ -314,10 +314,10 @@ def _rule_paths(source: Path | str | Iterable[Path | str]) -> list[Path]:
     return paths
 
 
-def load_rules(source: Path | str | Iterable[Path | str] = RULES_DIR) -> RuleSet:
-    """Every rule in a folder of rule files (default: the files beside this module) or a list of files."""
+def load_rules(source: Path | str | Iterable[Path | str] | None = None) -> RuleSet:
+    """Every rule in a folder of rule files (None: the files beside this module, as the config's unset rules.folder) or a list of files."""
     files, rules, suppressions, defined_in = [], [], [], {}
-    for path in _rule_paths(source):
+    for path in _rule_paths(RULES_DIR if source is None else source):
         try:
             raw = path.read_bytes()
         except OSError as exc:

@@ -340,7 +340,7 @@ def _team_ids(store) -> list[str]:
     from web.app import routing_teams
 
     accounts = Accounts(store.engine)
-    accounts.sync_teams(routing_teams())
+    accounts.sync_teams(routing_teams(_config(None).routing.table))
     return sorted(team.id for team in accounts.list_teams())
 
 
@@ -541,7 +541,7 @@ def rules_test(folder: Annotated[Optional[Path], typer.Option(help="Folder of ru
     from rules.engine import RuleError, load_rules, run_embedded_tests
 
     try:
-        ruleset = load_rules(folder) if folder else load_rules()
+        ruleset = load_rules(folder)
     except RuleError as exc:
         _fail(str(exc))
     failures = run_embedded_tests(ruleset)
@@ -575,8 +575,8 @@ def rules_backtest(
     try:
         dates = replay_dates(_parse_date(from_, "--from"), _parse_date(to, "--to"), every)
         proposed = load_rules(rules)
-        current_rules = load_rules(current or cfg.rules.folder) if (current or cfg.rules.folder) else load_rules()
-        table = load_routing_table(cfg.routing.table) if cfg.routing.table else load_routing_table()
+        current_rules = load_rules(current or cfg.rules.folder)
+        table = load_routing_table(cfg.routing.table)
         home = settings.home()
         from tidlig.progress import progress
 
@@ -617,7 +617,7 @@ def rules_publish(
 
     cfg = _config(config)
     try:
-        ruleset = load_rules(folder or cfg.rules.folder) if (folder or cfg.rules.folder) else load_rules()
+        ruleset = load_rules(folder or cfg.rules.folder)
     except RuleError as exc:
         _fail(str(exc))
     if failures := run_embedded_tests(ruleset):
@@ -710,7 +710,7 @@ def users_add(
     else:
         password = sys.stdin.readline().rstrip("\n")
     accounts = Accounts(_store().engine)
-    accounts.sync_teams(routing_teams())
+    accounts.sync_teams(routing_teams(_config(None).routing.table))
     try:
         user = accounts.add_user(username, name, role, team, password, by=by)
     except AccountError as exc:

@@ -159,7 +159,7 @@ def models_evaluate(
     store.create_schema()
     capacities = {team.id: team.weekly_capacity for team in Accounts(store.engine).list_teams()}
     try:
-        ruleset = load_rules(cfg.rules.folder) if cfg.rules.folder else load_rules()
+        ruleset = load_rules(cfg.rules.folder)
         table = teams_at_capacity(cfg.routing.table, capacities)
         with progress("Reading and validating the extracts"):
             sources = load_sources(extracts or settings.extracts_dir(cfg), home, cfg.validate_.max_invalid_share)

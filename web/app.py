@@ -43,8 +43,13 @@ def create_app(
     secure_cookies: bool = True,
     mlflow_tracking_uri: str | None = None,
     trusted_proxies: Sequence[str] = (),
+    rules_folder: Path | None = None,
+    routing_table: Path | None = None,
 ) -> FastAPI:
     """The web app on a store; `home` holds Data Docs and the pseudonym key; secure cookies need HTTPS.
+
+    `rules_folder` and `routing_table` are the config's (None: the shipped ones), so the pages show
+    the rules and teams the nightly run uses.
 
     Only requests from `trusted_proxies` (addresses or networks) may say, in X-Forwarded-For and
     X-Forwarded-Proto, whom and how they forward; from anyone else those headers are ignored, so a
@@ -62,14 +67,15 @@ def create_app(
     store.create_schema()
     _use_write_ahead_log(store)
     accounts = Accounts(store.engine)
-    accounts.sync_teams(routing_teams())
-    _record_rules(accounts)
+    accounts.sync_teams(routing_teams(routing_table))
+    _record_rules(accounts, rules_folder)
     flags.warm_up()
     app.state.store = store
     app.state.accounts = accounts
     app.state.secure_cookies = secure_cookies
     app.state.home = home
     app.state.mlflow_tracking_uri = mlflow_tracking_uri
+    app.state.rules_folder = rules_folder
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (auth, i18n, flags, teams, audit_pages, citizen, admin):
@@ -142,33 +148,33 @@ def _use_write_ahead_log(store: Store) -> None:
         raw.close()
 
 
-def routing_teams() -> list[dict[str, Any]]:
-    """The teams of the routing table, as the store seeds them."""
+def routing_teams(table: Path | None = None) -> list[dict[str, Any]]:
+    """The teams of the routing table (the config's routing.table; None: the shipped one), as the store seeds them."""
     from routing.table import load_routing_table
 
     return [
         dict(id=team.id, name=team.name, department=team.department, weekly_capacity=team.weekly_capacity)
-        for team in load_routing_table().teams
+        for team in load_routing_table(table).teams
     ]
 
 
-def _record_rules(accounts: Accounts) -> None:
+def _record_rules(accounts: Accounts, folder: Path | None) -> None:
     # The rule files' text is kept under each version the app has seen, so auditors can diff
     # versions later even after the files on disk have changed.
-    version = _rules_version()
+    version = _rules_version(folder)
     if version is not None:
         from rules.engine import RULES_DIR
 
-        accounts.record_rules(version, Path(RULES_DIR))
+        accounts.record_rules(version, Path(folder or RULES_DIR))
 
 
-@lru_cache(maxsize=1)
-def _rules_version() -> str | None:
-    # Parsing the rule files takes most of a second; once per process is enough.
+@lru_cache(maxsize=4)
+def _rules_version(folder: Path | None) -> str | None:
+    # Parsing the rule files takes most of a second; once per process and folder is enough.
     try:
         from rules.engine import load_rules
 
-        return load_rules().version
+        return load_rules(folder).version
     except Exception:  # a rule file being edited must not keep caseworkers out
         return None
 
@@ -185,12 +191,15 @@ def app_from_environment() -> FastAPI:
 
     from tidlig import settings
 
+    config = settings.load_config()
     return create_app(
         settings.database_url(),
         home=settings.home(),
         secure_cookies=os.environ.get("TIDLIG_WEB_INSECURE_COOKIES") != "1",
         mlflow_tracking_uri=settings.mlflow_tracking_uri(),
         trusted_proxies=trusted_proxies(os.environ.get("TIDLIG_TRUSTED_PROXIES", "")),
+        rules_folder=config.rules.folder,
+        routing_table=config.routing.table,
     )
 
 

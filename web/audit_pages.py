@@ -122,7 +122,7 @@ def rules_page(request: Request, viewer: Viewer = Depends(require(AUDITOR)), old
     from rules.engine import load_rules
 
     try:
-        ruleset = load_rules()
+        ruleset = load_rules(request.app.state.rules_folder)
         load_error = None
     except Exception as exc:  # show the auditor why, rather than a blank page
         ruleset, load_error = None, str(exc)
