@@ -25,6 +25,18 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+@pytest.fixture(autouse=True)
+def _own_mlflow_tracking_uri():
+    """mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI in the environment: one test's store (or a
+    server that does not answer) must not become the next test's."""
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if saved is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
 @pytest.fixture
 def tidlig_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh TIDLIG_HOME (data, SQLite store, MLflow store) for one test."""
