@@ -454,6 +454,7 @@ KIND_TEXTS: dict[str, tuple[str, str]] = {
     "model.gate_overridden": ("Fairnesskrav tilsidesat", "Fairness gate overridden"),
     "model.candidate_rejected": ("Modelkandidat afvist", "Model candidate rejected"),
     "retention.applied": ("Data slettet efter opbevaringsfristen", "Data past its retention deleted"),
+    "retention.results_deleted": ("Gemte kørselsresultater slettet", "Stored run results deleted"),
 }
 
 # What a feature in a reason's values is, for readers who don't know the column names.

@@ -48,23 +48,34 @@ BROKEN = {
 }
 
 
-def _town(tmp_path: Path, monkeypatch, persons: int) -> Path:
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory, promote_a_champion) -> str:
+    """The MLflow store of a model a person promoted: a run refuses to read any register without one."""
+    home = tmp_path_factory.mktemp("champion")
+    config = load_config()
+    folder = generate(SynthSpec(persons=2500, seed=5, start=config.synth.start, end=config.synth.end)).write(home)
+    promote_a_champion(folder, home=home)
+    return f"sqlite:///{home / 'mlflow.db'}"
+
+
+def _town(tmp_path: Path, monkeypatch, persons: int, champion: str) -> Path:
     monkeypatch.setenv("TIDLIG_HOME", str(tmp_path))
     monkeypatch.delenv("TIDLIG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", champion)
     config = load_config()
-    return generate(SynthSpec(persons=persons, seed=5, start=config.synth.start, end=config.synth.end)).write(tmp_path, "csv-dk")
+    return generate(SynthSpec(persons=persons, seed=4, start=config.synth.start, end=config.synth.end)).write(tmp_path, "csv-dk")
 
 
 @pytest.fixture
-def town(tmp_path, monkeypatch, prefect_api) -> Path:
+def town(tmp_path, monkeypatch, champion) -> Path:
     """A town the run stops in before scoring anyone."""
-    return _town(tmp_path, monkeypatch, 400)
+    return _town(tmp_path, monkeypatch, 400, champion)
 
 
 @pytest.fixture
-def scored_town(tmp_path, monkeypatch, prefect_api) -> Path:
-    """A town large enough to train the first model on."""
-    return _town(tmp_path, monkeypatch, 2500)
+def scored_town(tmp_path, monkeypatch, champion) -> Path:
+    """A town large enough to score, with the same registers the champion was trained on."""
+    return _town(tmp_path, monkeypatch, 2500, champion)
 
 
 def _flow_logs(flow_run_id) -> str:

@@ -29,7 +29,7 @@ def test_training_dates_are_quarterly_and_end_before_outcomes_are_unknown():
 @pytest.mark.prefect
 def test_retraining_waits_for_approval_and_records_who_decided(tmp_path, monkeypatch, prefect_api):
     from prefect.client.orchestration import get_client
-    from prefect.flow_runs import resume_flow_run
+    from prefect.client.schemas.responses import SetStateStatus
 
     from flows.retrain import RetrainParams, retrain
     from models import registry
@@ -56,9 +56,14 @@ def test_retraining_waits_for_approval_and_records_who_decided(tmp_path, monkeyp
         while (paused := _waiting_for_input(client)) is None and runner.is_alive():
             assert time.monotonic() < deadline, f"the retraining flow did not pause for approval in {PATIENCE} s"
             time.sleep(0.5)
-    assert paused is not None, f"the retraining flow ended without pausing for approval: {outcome}"
-    resume_flow_run(paused.id, run_input={"approve": True, "by": "Lone Leder", "reason": "Bedre præcision ved kapacitet",
-                                          "override_gate": "Syntetiske data; aldersforskelle i basisrater er reelle"})
+        assert paused is not None, f"the retraining flow ended without pausing for approval: {outcome}"
+        # The client's own call, not prefect.flow_runs.resume_flow_run: that one returns an un-awaited
+        # coroutine, and resumes nothing, when it takes the calling thread for an async context.
+        answer = client.resume_flow_run(paused.id, run_input={
+            "approve": True, "by": "Lone Leder", "reason": "Bedre præcision ved kapacitet",
+            "override_gate": "Syntetiske data; aldersforskelle i basisrater er reelle",
+        })
+    assert answer.status == SetStateStatus.ACCEPT, answer
     runner.join(timeout=PATIENCE)
     assert not runner.is_alive(), f"the retraining flow did not finish in {PATIENCE} s after its approval"
     if "error" in outcome:
