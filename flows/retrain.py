@@ -150,17 +150,23 @@ def _train_and_register(
     return result, register_candidate(result, config.model.name, store, deployed), deployed
 
 
-@flow(name="train", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=SIDE_BY_SIDE))
-def train_first(params: RetrainParams) -> TrainSummary:
-    """Train a model on the config's training dates and register it as candidate; a person promotes it, or not."""
+def _started(params: RetrainParams, flow_name: str) -> tuple[date, settings.Config, Store, str]:
+    """The run's as-of date, config, store and id, with the run recorded as started."""
     from prefect.runtime import flow_run
 
     as_of = params.as_of or today_in_copenhagen()
     config = settings.load_config(params.config)
     store = Store.from_url(settings.database_url())
     store.create_schema()
-    run_id = str(flow_run.id or f"local-train-{as_of}")
-    store.start_run(run_id, as_of, "train")
+    run_id = str(flow_run.id or f"local-{flow_name}-{as_of}")
+    store.start_run(run_id, as_of, flow_name)
+    return as_of, config, store, run_id
+
+
+@flow(name="train", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=SIDE_BY_SIDE))
+def train_first(params: RetrainParams) -> TrainSummary:
+    """Train a model on the config's training dates and register it as candidate; a person promotes it, or not."""
+    _, config, store, run_id = _started(params, "train")
     try:
         result, version, _ = _train_and_register(store, run_id, params, config, config.model.training_as_of, evaluate=False)
     except Exception as exc:
@@ -173,14 +179,7 @@ def train_first(params: RetrainParams) -> TrainSummary:
 @flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=SIDE_BY_SIDE))
 def retrain(params: RetrainParams) -> RetrainSummary:
     """Train a candidate on rolling quarterly dates, then pause until a named person approves or rejects it."""
-    from prefect.runtime import flow_run
-
-    as_of = params.as_of or today_in_copenhagen()
-    config = settings.load_config(params.config)
-    store = Store.from_url(settings.database_url())
-    store.create_schema()
-    run_id = str(flow_run.id or f"local-retrain-{as_of}")
-    store.start_run(run_id, as_of, "retrain")
+    as_of, config, store, run_id = _started(params, "retrain")
     try:
         dates = training_dates(as_of, config.model.horizon_days, config.model.retrain_quarters)
         result, version, deployed = _train_and_register(store, run_id, params, config, dates, evaluate=True)
