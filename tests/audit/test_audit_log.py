@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import json
 import threading
-from contextlib import contextmanager
 from datetime import date
 
 import pytest
@@ -25,6 +24,7 @@ from audit.log import (
     reading,
     verify,
 )
+from tests.audit.tampering import tampering
 
 
 @pytest.fixture
@@ -39,22 +39,6 @@ def append_runs(engine, count, *, start=0):
     for number in range(start, start + count):
         with engine.begin() as conn:
             append(conn, RunStarted(f"run-{number}", date(2026, 1, 1), "nightly"), actor="system")
-
-
-@contextmanager
-def tampering(engine):
-    """A transaction with the append-only guard lifted, as the table's owner could do.
-
-    The tests connect as the PostgreSQL superuser, who may disable the trigger; on SQLite anyone
-    with the file may drop it. The point of the chain is to catch exactly this.
-    """
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
-        else:
-            conn.exec_driver_sql("DROP TRIGGER audit_events_no_update")
-            conn.exec_driver_sql("DROP TRIGGER audit_events_no_delete")
-        yield conn
 
 
 def test_an_empty_log_is_not_reported_intact(engine):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -28,6 +27,7 @@ from casework.reconcile import rows_without_events
 from casework.store import Store, decisions, flags, grant_app_role
 from routing.flags import FlagDraft, Reason
 from tidlig.cli import app
+from tests.audit.tampering import tampering
 
 AS_OF = date(2026, 11, 1)
 on_postgresql = pytest.mark.parametrize("database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
@@ -45,18 +45,6 @@ def append_runs(engine, count, *, start=0):
     for number in range(start, start + count):
         with engine.begin() as conn:
             append(conn, RunStarted(f"run-{number}", AS_OF, "nightly"), actor="system")
-
-
-@contextmanager
-def tampering(engine):
-    """A transaction with the append-only guard lifted, as the tables' owner could do."""
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
-        else:
-            conn.exec_driver_sql("DROP TRIGGER audit_events_no_update")
-            conn.exec_driver_sql("DROP TRIGGER audit_events_no_delete")
-        yield conn
 
 
 def unkeyed_row(seq, prev_hash, payload, *, scheme="sha256"):
